@@ -1,0 +1,261 @@
+//! CDS Hooks 2.0 response types (cards, suggestions, actions, links, system actions).
+//!
+//! Serialization follows the 2.0 JSON rules: optional members without a value are omitted (never
+//! `null`, `""`, `[]` or `{}`), action types are lowercase, and `selectionBehavior` is set
+//! whenever suggestions are. [`Card::check`] enforces the rules that types alone cannot.
+
+use serde::{Deserialize, Serialize};
+
+/// Body of a successful service call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CdsResponse {
+    /// Always present; `[]` when there is no guidance.
+    pub cards: Vec<Card>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system_actions: Vec<Action>,
+    /// Response-level extensions; the legacy PAMA `extension.systemActions` lives here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Indicator {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelectionBehavior {
+    AtMostOne,
+    Any,
+}
+
+/// CDS Hooks' own Coding type (`system` and `code` required).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coding {
+    pub system: String,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<Coding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Card {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// One sentence, under 140 characters.
+    pub summary: String,
+    /// GitHub-flavoured markdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub indicator: Indicator,
+    pub source: Source,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Suggestion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection_behavior: Option<SelectionBehavior>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub override_reasons: Vec<Coding>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suggestion {
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_recommended: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionType {
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    #[serde(rename = "type")]
+    pub action_type: ActionType,
+    pub description: String,
+    /// Whole resource for create / update; never for delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<serde_json::Value>,
+    /// Relative reference (`ServiceRequest/abc`) for delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkType {
+    Absolute,
+    Smart,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Link {
+    pub label: String,
+    pub url: String,
+    #[serde(rename = "type")]
+    pub link_type: LinkType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_context: Option<String>,
+}
+
+/// A violated CDS Hooks 2.0 response rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("card rule violated: {0}")]
+pub struct RuleViolation(pub String);
+
+impl Card {
+    /// Checks the 2.0 rules (and the `cds-resp-*` invariants of the logical model) that the
+    /// types cannot express.
+    pub fn check(&self) -> Result<(), RuleViolation> {
+        let v = |m: String| Err(RuleViolation(m));
+        if self.summary.is_empty() || self.summary.chars().count() >= 140 {
+            return v(format!(
+                "summary must be 1-139 characters, has {}",
+                self.summary.chars().count()
+            ));
+        }
+        if self.source.label.is_empty() {
+            return v("source.label is empty".into());
+        }
+        if !self.suggestions.is_empty() && self.selection_behavior.is_none() {
+            return v("suggestions without selectionBehavior".into());
+        }
+        if self.selection_behavior == Some(SelectionBehavior::AtMostOne)
+            && self
+                .suggestions
+                .iter()
+                .filter(|s| s.is_recommended == Some(true))
+                .count()
+                > 1
+        {
+            return v("at-most-one with more than one recommended suggestion".into());
+        }
+        for r in &self.override_reasons {
+            if r.display.as_deref().unwrap_or("").is_empty() {
+                return v(format!("overrideReason {} has no display", r.code));
+            }
+        }
+        for l in &self.links {
+            if l.link_type != LinkType::Smart && l.app_context.is_some() {
+                return v("appContext on a non-smart link".into());
+            }
+        }
+        for s in &self.suggestions {
+            if s.label.is_empty() {
+                return v("suggestion without label".into());
+            }
+            for a in &s.actions {
+                a.check()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Action {
+    /// `delete` carries `resourceId` and no resource; `create` / `update` carry a resource.
+    pub fn check(&self) -> Result<(), RuleViolation> {
+        match self.action_type {
+            ActionType::Delete if self.resource_id.is_none() || self.resource.is_some() => Err(
+                RuleViolation("delete must have resourceId and no resource".into()),
+            ),
+            ActionType::Create | ActionType::Update if self.resource.is_none() => Err(
+                RuleViolation("create/update must carry the whole resource".into()),
+            ),
+            _ if self.description.is_empty() => {
+                Err(RuleViolation("action without description".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl CdsResponse {
+    /// Checks every card and system action.
+    pub fn check(&self) -> Result<(), RuleViolation> {
+        for c in &self.cards {
+            c.check()?;
+        }
+        for a in &self.system_actions {
+            a.check()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_optionals_are_omitted() {
+        let r = CdsResponse::default();
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"cards":[]}"#);
+        let card = Card {
+            uuid: None,
+            summary: "s".into(),
+            detail: None,
+            indicator: Indicator::Info,
+            source: Source {
+                label: "l".into(),
+                url: None,
+                icon: None,
+                topic: None,
+            },
+            suggestions: vec![],
+            selection_behavior: None,
+            override_reasons: vec![],
+            links: vec![],
+        };
+        assert_eq!(
+            serde_json::to_string(&card).unwrap(),
+            r#"{"summary":"s","indicator":"info","source":{"label":"l"}}"#
+        );
+        card.check().unwrap();
+    }
+
+    #[test]
+    fn rules_are_enforced() {
+        let delete = Action {
+            action_type: ActionType::Delete,
+            description: "d".into(),
+            resource: Some(serde_json::json!({})),
+            resource_id: Some("ServiceRequest/1".into()),
+        };
+        assert!(delete.check().is_err());
+        assert_eq!(
+            serde_json::to_value(ActionType::Update).unwrap(),
+            serde_json::json!("update")
+        );
+    }
+}

@@ -1,0 +1,428 @@
+//! The shape of the knowledge file (`knowledge/acr-vcf-2022.toml`): the ACR guideline as data.
+//!
+//! Everything clinical lives in the file, not in Rust: variants and their defining facts, every
+//! procedure row with rating, category, strength of evidence and radiation level, the order codes
+//! that map to each procedure, and the value sets that recognise patient facts. Each entry carries
+//! its source so that provenance can travel with a rating into the card and the audit record.
+//!
+//! The Rust side knows only the *names* of facts (see [`Fact`]) and of value sets
+//! ([`REQUIRED_VALUE_SETS`]); how a fact is derived from coded data (7th characters, dates,
+//! statuses) is engine code in `facts.rs`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Root of the knowledge file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Knowledge {
+    /// Format version of this schema; the loader rejects versions it does not know.
+    pub schema_version: u32,
+    /// Version of the content (goes into every audit record and card), e.g. `2026.11.1`.
+    pub version: String,
+    /// Review status, e.g. "draft: needs clinical and terminology review".
+    pub status: String,
+    pub guideline: Guideline,
+    /// Code system aliases: key used in this file -> canonical URI plus other URIs seen in the
+    /// wild (e.g. CPT as `http://www.ama-assn.org/go/cpt` or its OID).
+    pub code_systems: BTreeMap<String, CodeSystem>,
+    /// ACR relative radiation levels, adult and pediatric bands.
+    pub radiation_levels: Vec<RadiationLevel>,
+    /// Local policy parameters that the guideline does not fix (each with its rationale).
+    pub policy: Policy,
+    pub procedures: Vec<Procedure>,
+    pub variants: Vec<Variant>,
+    pub value_sets: Vec<ValueSet>,
+    /// Override reasons offered on warning cards (CDS Hooks `overrideReasons`).
+    pub override_reasons: Vec<OverrideReason>,
+    /// Other ACR topics to name when an order or patient falls outside this guideline.
+    #[serde(default)]
+    pub related_topics: Vec<RelatedTopic>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guideline {
+    pub id: String,
+    pub title: String,
+    pub revision: String,
+    pub citation: String,
+    /// Link shown on cards.
+    pub url: String,
+    /// URI put into `pama-rating-auc-applied`.
+    pub auc_uri: String,
+    pub panels: Vec<String>,
+    /// Where the ratings were taken from, and how sure we are.
+    pub ratings_source: String,
+    pub confidence: Confidence,
+    /// Scope statement, e.g. high-energy trauma without bone pathology is out of scope.
+    pub scope_note: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeSystem {
+    pub uri: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiationLevel {
+    /// `O`, `☢`, `☢☢`, ... `☢☢☢☢☢`.
+    pub symbol: String,
+    /// 0 for O, otherwise the number of ☢ symbols.
+    pub level: u8,
+    pub adult: String,
+    pub pediatric: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// A fracture whose onset / recorded date is within this many days of the order counts as
+    /// "new". The guideline gives no window; see `new_fracture_window_rationale`.
+    pub new_fracture_window_days: u32,
+    pub new_fracture_window_rationale: String,
+    /// Age (years) under which pediatric radiation levels apply.
+    pub pediatric_age_below: u32,
+    /// eGFR (mL/min/1.73m2) below which contrast studies are not suggested.
+    pub egfr_contrast_threshold: f64,
+    pub egfr_rationale: String,
+}
+
+/// Strength of the source behind a fact: A official, B reliable secondary, C weak / inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Confidence {
+    A,
+    B,
+    C,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcedureKind {
+    Imaging,
+    Treatment,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Contrast {
+    /// Without IV contrast.
+    Without,
+    /// With IV contrast.
+    With,
+    /// Without and with IV contrast.
+    WithoutAndWith,
+    /// Intrathecal contrast (CT myelography).
+    Intrathecal,
+    /// Contrast does not apply (nuclear medicine, treatments).
+    NotApplicable,
+}
+
+/// Spine segments an order code covers. `area of interest` in ACR wording means any of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Region {
+    Cervical,
+    Thoracic,
+    Lumbar,
+    CervicalThoracic,
+    ThoracicLumbar,
+    CervicalLumbar,
+    /// Cervical, thoracic and lumbar ("complete spine").
+    WholeSpine,
+    /// Spine, region not stated by the code (e.g. LOINC "MR Spine WO contrast").
+    SpineUnspecified,
+    /// Whole body or not a spine study (bone scan, PET/CT skull base to mid-thigh).
+    Body,
+    /// Treatment codes: the level is not part of the code.
+    NotApplicable,
+}
+
+/// Safety requirement of a procedure, checked before it is suggested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Safety {
+    /// MRI: no MR-unsafe implanted device.
+    MriSafe,
+    /// Gadolinium-based contrast: renal function / allergy.
+    Gadolinium,
+    /// Iodinated contrast (IV or intrathecal): renal function / allergy.
+    IodinatedContrast,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Procedure {
+    /// Stable id used by ratings, e.g. `MRI_SPINE_WO`.
+    pub id: String,
+    /// ACR wording, e.g. "MRI spine area of interest without IV contrast".
+    pub name: String,
+    pub kind: ProcedureKind,
+    /// `MR`, `CT`, `NM`, `PT`, `XR`... absent for treatments.
+    #[serde(default)]
+    pub modality: Option<String>,
+    pub contrast: Contrast,
+    /// ACR adult relative radiation level text exactly as in the table ("O 0 mSv", "Varies",
+    /// "☢☢☢ 1-10 mSv"); absent for treatments (ACR gives none).
+    #[serde(default)]
+    pub rrl_adult: Option<String>,
+    #[serde(default)]
+    pub rrl_pediatric: Option<String>,
+    /// Region-specific radiation levels where ACR publishes them (CT spine by region).
+    #[serde(default)]
+    pub rrl_by_region: Vec<RegionRadiation>,
+    #[serde(default)]
+    pub safety: Vec<Safety>,
+    /// How an order for this procedure is recognised; empty for "Medical management only",
+    /// which has no order.
+    #[serde(default)]
+    pub codes: Vec<OrderCode>,
+    /// Referral-style procedures (consultations) are recognised by category + performer type.
+    #[serde(default)]
+    pub referral: Option<ReferralMatch>,
+    /// True for "Medical management only": suggesting it means cancelling the draft order.
+    #[serde(default)]
+    pub no_order: bool,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionRadiation {
+    pub region: Region,
+    pub adult: String,
+    pub pediatric: String,
+    pub source: String,
+}
+
+/// One order code (CPT, LOINC Playbook, RadLex, HCPCS) for a procedure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCode {
+    /// Key into `code_systems`.
+    pub system: String,
+    pub code: String,
+    pub display: String,
+    pub region: Region,
+    pub source: String,
+    pub confidence: Confidence,
+    /// Codes that identify the procedure when ordered but should never be put into a created
+    /// (suggested) order, e.g. deleted or add-on codes.
+    #[serde(default)]
+    pub match_only: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralMatch {
+    /// ServiceRequest.category codes that mark a referral.
+    pub category: Vec<CodeRef>,
+    /// ServiceRequest.performerType / code codes naming the specialty.
+    pub specialty: Vec<CodeRef>,
+    pub source: String,
+    pub confidence: Confidence,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRef {
+    pub system: String,
+    pub code: String,
+    pub display: String,
+}
+
+/// ACR appropriateness category. The rating (1-9) must fall in its band: 1-3 usually not
+/// appropriate, 4-6 may be appropriate (with or without disagreement), 7-9 usually appropriate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    UsuallyAppropriate,
+    MayBeAppropriate,
+    MayBeAppropriateDisagreement,
+    UsuallyNotAppropriate,
+}
+
+impl Category {
+    /// ACR's wording.
+    pub fn label(self) -> &'static str {
+        match self {
+            Category::UsuallyAppropriate => "Usually appropriate",
+            Category::MayBeAppropriate => "May be appropriate",
+            Category::MayBeAppropriateDisagreement => "May be appropriate (Disagreement)",
+            Category::UsuallyNotAppropriate => "Usually not appropriate",
+        }
+    }
+
+    /// The category a rating belongs to (ignoring the disagreement flag).
+    pub fn band(rating: u8) -> Option<Category> {
+        match rating {
+            1..=3 => Some(Category::UsuallyNotAppropriate),
+            4..=6 => Some(Category::MayBeAppropriate),
+            7..=9 => Some(Category::UsuallyAppropriate),
+            _ => None,
+        }
+    }
+
+    /// Whether `rating` is consistent with this category.
+    pub fn admits(self, rating: u8) -> bool {
+        match self {
+            Category::MayBeAppropriateDisagreement => {
+                Category::band(rating) == Some(Category::MayBeAppropriate)
+            }
+            c => Category::band(rating) == Some(c),
+        }
+    }
+}
+
+/// Names of the patient facts a variant can be defined by. Derivation lives in `facts.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fact {
+    /// A vertebral compression fracture is on record (or is the order's reason).
+    Vcf,
+    /// The fracture is new (see policy window, ICD-10-CM 7th character).
+    NewFracture,
+    /// Back pain / symptoms attributed to the spine.
+    Symptomatic,
+    /// History of malignancy, active or resolved.
+    MalignancyHistory,
+    /// The fracture is osteoporotic.
+    Osteoporotic,
+    /// The fracture is pathological (neoplastic or other disease).
+    Pathological,
+    /// More than one VCF.
+    MultipleVcf,
+    /// Prior vertebral augmentation (vertebroplasty / kyphoplasty).
+    PriorVertebralAugmentation,
+    /// Prior spine surgery (fusion / instrumentation).
+    PriorSpineSurgery,
+    /// Bone marrow edema or intravertebral cleft on MRI.
+    MarrowEdemaOrCleft,
+    /// Worsening pain.
+    WorseningPain,
+    /// Spinal deformity (kyphosis, loss of height).
+    Deformity,
+    /// Pulmonary dysfunction attributed to the fracture / kyphosis.
+    PulmonaryDysfunction,
+    /// Ongoing or increasing mechanical pain.
+    MechanicalPain,
+    /// High-energy traumatic fracture (out of this guideline's scope without bone pathology).
+    HighEnergyTrauma,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// `V1` ... `V9`.
+    pub id: String,
+    pub number: u8,
+    /// ACR wording of the clinical scenario.
+    pub title: String,
+    /// Which order kinds this variant rates (imaging variants rate imaging orders only).
+    pub applies_to: ProcedureKind,
+    /// Facts that must hold (true) or must not hold (false).
+    pub requires: BTreeMap<Fact, bool>,
+    /// Groups of facts of which at least one must be true (e.g. "previously treated VCF or
+    /// multiple VCFs").
+    #[serde(default)]
+    pub requires_any: Vec<Vec<Fact>>,
+    /// How the variant's definition was read from the ACR wording, when interpretation was needed.
+    #[serde(default)]
+    pub interpretation: Option<String>,
+    pub ratings: Vec<RatingRow>,
+}
+
+/// One row of an ACR variant table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatingRow {
+    pub procedure: String,
+    /// Panel's final rating, 1-9.
+    pub rating: u8,
+    /// Panel median (equal to the rating in this topic).
+    pub median: u8,
+    pub category: Category,
+    /// Strength of evidence: Strong, Moderate, Limited, Expert Opinion, Expert Consensus.
+    pub evidence: String,
+}
+
+/// A set of codes that recognises one kind of patient fact.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueSet {
+    /// Well-known id the engine looks up, see [`REQUIRED_VALUE_SETS`].
+    pub id: String,
+    pub description: String,
+    pub codes: Vec<CodeMatcher>,
+    pub source: String,
+    pub confidence: Confidence,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Matches codings. ICD-10-CM codes are compared without dots and case-insensitively.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeMatcher {
+    /// Key into `code_systems`.
+    pub system: String,
+    /// Exact code.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Code prefix (the code and all its descendants), ICD-10-CM style.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Inclusive range of 3-character ICD-10-CM categories, e.g. `["C00", "C96"]`.
+    #[serde(default)]
+    pub range: Option<[String; 2]>,
+    #[serde(default)]
+    pub display: Option<String>,
+}
+
+/// Value sets the engine needs; the loader fails if one is missing (it may be empty where no
+/// code exists, e.g. bone marrow edema, but then it must say so in `note`).
+pub const REQUIRED_VALUE_SETS: &[&str] = &[
+    "vcf",
+    "vcf-traumatic",
+    "osteoporosis",
+    "pathological-fracture",
+    "malignancy",
+    "back-pain",
+    "prior-vertebral-augmentation",
+    "prior-spine-surgery",
+    "marrow-edema-or-cleft",
+    "deformity",
+    "worsening-pain",
+    "pulmonary-dysfunction",
+    "mechanical-pain",
+    "mri-unsafe-device",
+    "renal-contrast-risk",
+    "contrast-allergy",
+    "egfr",
+    "spine-radiograph",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideReason {
+    pub system: String,
+    pub code: String,
+    pub display: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelatedTopic {
+    pub id: String,
+    pub title: String,
+    pub when: String,
+    #[serde(default)]
+    pub url: Option<String>,
+}

@@ -1,0 +1,144 @@
+//! Command line: `serve`, `evaluate`, `knowledge check`.
+
+use crate::configuration::Settings;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EXAMPLES: &str = "\
+Examples:
+  vcf-cds serve                                   # http://127.0.0.1:8080, SQLite audit file in .
+  vcf-cds serve --listen 127.0.0.1:9000 --config vcf-cds.toml
+  VCF_CDS_LISTEN=127.0.0.1:9000 vcf-cds serve
+  vcf-cds evaluate hooks/v1-new-symptomatic-no-malignancy.json
+  cat request.json | vcf-cds evaluate -
+  vcf-cds knowledge check                         # the compiled-in ACR VCF knowledge
+  vcf-cds knowledge check my-reviewed-copy.toml
+
+Every configuration key can be set in the TOML file or as VCF_CDS_<KEY>; see README.md.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vcf-cds",
+    version,
+    about = "CDS Hooks 2.0 service: ACR Appropriateness Criteria for vertebral compression fracture orders",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArgs {
+    /// TOML configuration file (environment variables VCF_CDS_* override it).
+    #[arg(long, short = 'c', env = "VCF_CDS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Address to listen on (default 127.0.0.1:8080; env VCF_CDS_LISTEN).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Allow running without JWT verification on a non-loopback address (testing only).
+        #[arg(long)]
+        allow_unauthenticated: bool,
+    },
+    /// Evaluate one hook request (JSON file, or - for stdin) and print the response body the
+    /// server would return.
+    Evaluate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Hook request JSON file, or - for standard input.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+        /// Service id to call (default: taken from the request's `hook`).
+        #[arg(long, value_name = "ID")]
+        service: Option<String>,
+    },
+    /// Inspect the knowledge base.
+    Knowledge {
+        #[command(subcommand)]
+        command: KnowledgeCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KnowledgeCommand {
+    /// Validate a knowledge file (default: the compiled-in one) and print a summary.
+    Check {
+        /// Knowledge TOML file.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vcf-cds: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            allow_unauthenticated,
+        } => {
+            let mut settings = Settings::load(config.config.as_deref())?;
+            if let Some(listen) = listen {
+                settings.listen = listen;
+            }
+            if allow_unauthenticated {
+                settings.allow_unauthenticated = true;
+            }
+            settings.validate()?;
+            crate::telemetry::init(settings.log_format, &settings.log_level, std::io::stderr);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let app = crate::startup::Application::build(settings).await?;
+                app.run_until_stopped().await?;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Evaluate { .. } => {
+            anyhow::bail!("evaluate is not available yet")
+        }
+        Command::Knowledge {
+            command: KnowledgeCommand::Check { file },
+        } => {
+            let kb = match &file {
+                Some(path) => vcf_engine::knowledge::load_file(path),
+                None => vcf_engine::knowledge::load_default(),
+            };
+            match kb {
+                Ok(kb) => {
+                    println!(
+                        "{} {} (knowledge version {}): OK",
+                        kb.guideline.title, kb.guideline.revision, kb.version
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}

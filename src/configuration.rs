@@ -1,0 +1,303 @@
+//! Layered configuration: built-in defaults, then an optional TOML file, then environment
+//! variables `VCF_CDS_<KEY>`, then command-line flags. One scheme for the whole product; every key
+//! is documented in the README's configuration table.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Environment variable prefix for every key (`VCF_CDS_LISTEN` overrides `listen`).
+pub const ENV_PREFIX: &str = "VCF_CDS_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A CDS client (EHR) whose JWTs are accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuer {
+    /// Expected `iss` claim.
+    pub iss: String,
+    /// Where the issuer's JWK Set is fetched from (https, or loopback http for tests).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// A JWK Set file exchanged out of band.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// Accepted signature algorithms (default ES384 and RS384).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Expected `tenant` claim, when the EHR sends one.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// `jku` header values honoured for this issuer; a `jku` not on this list is rejected.
+    #[serde(default)]
+    pub jku_allowlist: Vec<String>,
+    /// FHIR server base URLs this issuer may send as `fhirServer` (in addition to
+    /// `trusted_fhir_servers`).
+    #[serde(default)]
+    pub fhir_servers: Vec<String>,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["ES384".into(), "RS384".into()]
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: String,
+    /// Externally visible base URL (scheme://host[:port][/prefix]) used for JWT `aud` checks
+    /// behind proxies and for absolute links. Default: `http://{listen}`.
+    pub public_base_url: Option<String>,
+    /// Browser origins allowed by CORS.
+    pub cors_origins: Vec<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Per-call timeout for FHIR server fallback fetches.
+    pub fhir_timeout_ms: u64,
+    /// Overall deadline for all FHIR fetches of one hook call (the spec asks for ~500 ms answers).
+    pub fhir_deadline_ms: u64,
+    /// Searchset pages followed per prefetch query.
+    pub fhir_max_pages: u32,
+    /// Largest FHIR response body accepted from a FHIR server.
+    pub fhir_max_response_bytes: usize,
+    /// FHIR server base URLs the service may fetch from.
+    pub trusted_fhir_servers: Vec<String>,
+    /// CDS clients whose JWTs are accepted.
+    pub trusted_issuers: Vec<TrustedIssuer>,
+    /// Run without JWT verification on a non-loopback address (never in production).
+    pub allow_unauthenticated: bool,
+    /// Accept the public CDS Hooks sandbox's JWTs (its private key is public: testing only).
+    pub trust_sandbox: bool,
+    /// Keep `GET /cds-services` open when JWT verification is on.
+    pub open_discovery: bool,
+    /// Audit store: a SQLite file path or a `postgres://` URL.
+    pub audit_db: String,
+    /// Directory of the audit spool used when the store is unavailable.
+    pub audit_spool_dir: PathBuf,
+    /// Key for pseudonymizing patient / user / encounter ids in audit records (HMAC-SHA-256);
+    /// ids are stored as given when unset.
+    pub audit_pseudonym_key: Option<String>,
+    /// Audit records older than this many days are purged (0 keeps them forever).
+    pub audit_retention_days: u32,
+    /// Bearer token for the audit API and dashboard; both are off when unset.
+    pub admin_token: Option<String>,
+    /// Replacement knowledge file (default: the compiled-in ACR VCF 2022 knowledge).
+    pub knowledge_file: Option<PathBuf>,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// tracing filter directive, e.g. `info` or `vcf_cds=debug`.
+    pub log_level: String,
+    /// Show an info card for "Usually appropriate" orders too.
+    pub cards_for_appropriate: bool,
+    /// Also emit the legacy `extension.systemActions` read by the sandbox's PAMA screen.
+    pub legacy_system_actions: bool,
+    /// `pama-rating-qcdsm-consulted` value (a CMS G-code), when wanted.
+    pub qcdsm_consulted: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            public_base_url: None,
+            cors_origins: vec!["https://sandbox.cds-hooks.org".into()],
+            max_body_bytes: 5 * 1024 * 1024,
+            fhir_timeout_ms: 300,
+            fhir_deadline_ms: 400,
+            fhir_max_pages: 5,
+            fhir_max_response_bytes: 5 * 1024 * 1024,
+            trusted_fhir_servers: vec![],
+            trusted_issuers: vec![],
+            allow_unauthenticated: false,
+            trust_sandbox: false,
+            open_discovery: true,
+            audit_db: "vcf-cds-audit.sqlite".into(),
+            audit_spool_dir: PathBuf::from("vcf-cds-spool"),
+            audit_pseudonym_key: None,
+            audit_retention_days: 0,
+            admin_token: None,
+            knowledge_file: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            cards_for_appropriate: false,
+            legacy_system_actions: true,
+            qcdsm_consulted: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Defaults < `file` (if given) < `VCF_CDS_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with_env(file, Env::prefixed(ENV_PREFIX))
+    }
+
+    fn load_with_env(file: Option<&Path>, env: Env) -> Result<Settings, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        // `VCF_CDS_CONFIG` names the file; it is not a setting itself.
+        let env = env.ignore(&["CONFIG"]);
+        let settings: Settings = fig
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| ConfigError(format!("listen: {:?} is not an IP:port", self.listen)))?;
+        if let Some(u) = &self.public_base_url {
+            let parsed = url::Url::parse(u)
+                .map_err(|_| ConfigError(format!("public_base_url: {u:?} is not a URL")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError("public_base_url must be http(s)".into()));
+            }
+        }
+        for o in &self.cors_origins {
+            if o == "*" {
+                return Err(ConfigError(
+                    "cors_origins: '*' is not allowed; list the origins".into(),
+                ));
+            }
+            url::Url::parse(o)
+                .map_err(|_| ConfigError(format!("cors_origins: {o:?} is not an origin")))?;
+        }
+        for s in &self.trusted_fhir_servers {
+            url::Url::parse(s)
+                .map_err(|_| ConfigError(format!("trusted_fhir_servers: {s:?} is not a URL")))?;
+        }
+        for i in &self.trusted_issuers {
+            if i.jwks_url.is_none() && i.jwks_file.is_none() {
+                return Err(ConfigError(format!(
+                    "trusted_issuers: issuer {:?} needs jwks_url or jwks_file",
+                    i.iss
+                )));
+            }
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+        }
+        if self.fhir_timeout_ms == 0 || self.fhir_deadline_ms == 0 {
+            return Err(ConfigError(
+                "fhir_timeout_ms and fhir_deadline_ms must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The externally visible base URL, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match &self.public_base_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// True when the listen address is a loopback address.
+    pub fn listens_on_loopback(&self) -> bool {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip().is_loopback())
+            .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+// figment's Jail closures return its large error type; that is the crate's API.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Settings::default();
+        s.validate().unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.max_body_bytes, 5 * 1024 * 1024);
+        assert!(
+            s.cors_origins
+                .contains(&"https://sandbox.cds-hooks.org".to_string())
+        );
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "vcf.toml",
+                r#"
+                listen = "127.0.0.1:9000"
+                cors_origins = ["https://ehr.example.org"]
+                [[trusted_issuers]]
+                iss = "https://ehr.example.org"
+                jwks_url = "https://ehr.example.org/jwks"
+                "#,
+            )?;
+            jail.set_env("VCF_CDS_LISTEN", "127.0.0.1:9100");
+            jail.set_env("VCF_CDS_MAX_BODY_BYTES", "2048");
+            let s = Settings::load(Some(Path::new("vcf.toml"))).unwrap();
+            assert_eq!(s.listen, "127.0.0.1:9100");
+            assert_eq!(s.max_body_bytes, 2048);
+            assert_eq!(s.cors_origins, vec!["https://ehr.example.org".to_string()]);
+            assert_eq!(s.trusted_issuers[0].algorithms, vec!["ES384", "RS384"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn list_values_from_env() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "VCF_CDS_TRUSTED_FHIR_SERVERS",
+                r#"["https://fhir.example.org/r4"]"#,
+            );
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.trusted_fhir_servers, vec!["https://fhir.example.org/r4"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        Jail::expect_with(|jail| {
+            jail.set_env("VCF_CDS_LISTEN", "localhost");
+            assert!(Settings::load(None).is_err());
+            jail.set_env("VCF_CDS_LISTEN", "127.0.0.1:1");
+            jail.set_env("VCF_CDS_CORS_ORIGINS", r#"["*"]"#);
+            assert!(Settings::load(None).is_err());
+            jail.set_env("VCF_CDS_CORS_ORIGINS", r#"[]"#);
+            jail.set_env("VCF_CDS_NOT_A_KEY", "1");
+            assert!(
+                Settings::load(None).is_err(),
+                "unknown keys must be reported"
+            );
+            Ok(())
+        });
+        assert!(Settings::load(Some(Path::new("/nonexistent/vcf.toml"))).is_err());
+    }
+}

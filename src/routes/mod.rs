@@ -1,0 +1,3 @@
+//! HTTP routes, one module per endpoint family.
+
+pub mod health;
