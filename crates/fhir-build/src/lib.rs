@@ -44,6 +44,8 @@ pub struct NewServiceRequest {
     pub reason_code: Vec<ConceptSpec>,
     pub reason_reference: Vec<String>,
     pub body_site: Vec<ConceptSpec>,
+    /// Specialty the request is addressed to (referrals).
+    pub performer_type: Option<ConceptSpec>,
     pub note: Option<String>,
 }
 
@@ -127,6 +129,9 @@ pub fn service_request_json(spec: &NewServiceRequest) -> Result<serde_json::Valu
     }
     if let Some(requester) = &spec.requester {
         b = b.requester(reference(requester)?);
+    }
+    if let Some(performer_type) = &spec.performer_type {
+        b = b.performer_type(concept(performer_type)?);
     }
     if let Some(note) = &spec.note {
         let annotation = Annotation::builder()

@@ -7,12 +7,15 @@
 //! them together into per-order evaluations and the CDS Hooks response (`cds`). Nothing here
 //! does I/O: the clock and the uuid source are parameters.
 
+pub mod cards;
 pub mod cds;
+pub mod classify;
 pub mod evaluate;
 pub mod facts;
 pub mod fhir;
 pub mod index;
 pub mod knowledge;
 pub mod orders;
+pub mod rating;
 
 pub use index::Engine;
