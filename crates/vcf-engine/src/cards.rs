@@ -166,45 +166,73 @@ fn to_concept(cc: &CodeableConcept) -> Option<ConceptSpec> {
     })
 }
 
-/// Alternatives rated Usually appropriate and strictly higher than the order in every
-/// candidate variant, best first.
+/// Which variants an alternative must be rated in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AltScope {
+    /// A rated order: Usually appropriate and rated strictly higher than the order in the chosen
+    /// candidate (index into `Classification::candidates`), and never rated lower than the
+    /// order in another candidate.
+    Chosen(usize),
+    /// An ambiguous order: Usually appropriate and strictly higher than the order in every
+    /// candidate.
+    All,
+}
+
+/// Alternatives worth suggesting, best first (ties: lower radiation first for children, ACR
+/// table order otherwise).
 pub fn alternatives(
     engine: &Engine,
     class: &Classification,
     ordered: usize,
-    chosen: usize,
+    scope: AltScope,
     facts: &PatientFacts,
     region: Region,
 ) -> Vec<Alternative> {
     let kb = engine.knowledge();
-    let chosen_variant = class.candidates[chosen].variant;
+    let table_variant = match scope {
+        AltScope::Chosen(i) => class.candidates[i].variant,
+        AltScope::All => class.candidates[0].variant,
+    };
     let mut out: Vec<(Alternative, usize)> = Vec::new();
-    for (pos, row) in kb.variants[chosen_variant].ratings.iter().enumerate() {
+    for (pos, row) in kb.variants[table_variant].ratings.iter().enumerate() {
         let Some(q) = engine.procedure_index(&row.procedure) else {
             continue;
         };
         if q == ordered {
             continue;
         }
-        let mut min: Option<&RatingRow> = None;
-        let ok = class.candidates.iter().all(|c| {
-            let Some(alt) = engine.rating(c.variant, q) else {
+        let mut shown: Option<&RatingRow> = None;
+        let ok = class.candidates.iter().enumerate().all(|(i, c)| {
+            let strict = match scope {
+                AltScope::Chosen(k) => k == i,
+                AltScope::All => true,
+            };
+            let alt = engine.rating(c.variant, q);
+            let ord = engine.rating(c.variant, ordered);
+            if !strict {
+                // Other candidates: never lower than the order where both are rated.
+                return match (alt, ord) {
+                    (Some(a), Some(o)) => a.rating >= o.rating,
+                    _ => true,
+                };
+            }
+            let Some(alt) = alt else {
                 return false;
             };
             if alt.category.normalized() != Category::UsuallyAppropriate {
                 return false;
             }
-            if let Some(ord) = engine.rating(c.variant, ordered)
-                && alt.rating <= ord.rating
+            if let Some(o) = ord
+                && alt.rating <= o.rating
             {
                 return false;
             }
-            if min.is_none_or(|m| alt.rating < m.rating) {
-                min = Some(alt);
+            if shown.is_none_or(|m| alt.rating < m.rating) {
+                shown = Some(alt);
             }
             true
         });
-        if let (true, Some(m)) = (ok, min) {
+        if let (true, Some(m)) = (ok, shown) {
             out.push((
                 Alternative {
                     procedure: q,

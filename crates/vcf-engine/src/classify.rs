@@ -101,7 +101,8 @@ pub enum Verdict {
     /// Candidates exist but none rates the procedure.
     NotRated,
     /// Same category in every candidate; `chosen` indexes `Classification::candidates` (the
-    /// lowest rating); `ratings_differ` when the numbers differ between candidates.
+    /// lowest rating; on equal ratings the candidate relying on the fewest unknown facts);
+    /// `ratings_differ` when the numbers differ between candidates.
     Rated { chosen: usize, ratings_differ: bool },
     /// Categories differ (or some candidates do not rate the procedure).
     Ambiguous { deciding: Vec<Fact> },
@@ -133,7 +134,10 @@ pub fn verdict(engine: &Engine, c: &Classification, procedure: usize) -> Verdict
             if r.rating != best.rating {
                 differ = true;
             }
-            if r.rating < best.rating {
+            // Lowest rating; among equal ratings the candidate resting on the fewest unknown
+            // facts (the most specific fit), then knowledge-file order.
+            let fewer = c.candidates[i].relied.len() < c.candidates[chosen].relied.len();
+            if r.rating < best.rating || (r.rating == best.rating && fewer) {
                 chosen = i;
             }
         }

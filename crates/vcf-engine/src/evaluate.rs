@@ -572,7 +572,7 @@ impl<'r> OrderRun<'r> {
                 engine,
                 class,
                 input.rec.procedure,
-                chosen,
+                cards::AltScope::Chosen(chosen),
                 input.facts,
                 input.rec.region,
             )
@@ -697,7 +697,7 @@ impl<'r> OrderRun<'r> {
             engine,
             class,
             input.rec.procedure,
-            0,
+            cards::AltScope::All,
             input.facts,
             input.rec.region,
         );
@@ -972,7 +972,12 @@ fn assumptions(
         .collect();
     named.sort();
     named.dedup();
+    let pathological = facts.get(Fact::Pathological).is_present();
     for f in named {
+        if f == Fact::Osteoporotic && pathological {
+            // Not an assumption: follows from the pathological fracture code (listed as a fact).
+            continue;
+        }
         match facts.get(f) {
             FactValue::Absent(t) => out.push(t.clone()),
             FactValue::Present(e) => out.extend(e.assumption.clone()),
@@ -980,6 +985,7 @@ fn assumptions(
         }
     }
     out.extend(facts.age_assumption.clone());
+    out.extend(facts.unavailable.iter().cloned());
     out.dedup();
     out
 }

@@ -97,6 +97,9 @@ pub struct PatientFacts {
     pub contrast_allergy: Option<Evidence>,
     /// Latest spine radiograph report, if any.
     pub spine_radiograph: Option<Evidence>,
+    /// Data kinds that could not be retrieved ("procedure history could not be retrieved
+    /// (timeout)"), stated as assumptions.
+    pub unavailable: Vec<String>,
     /// The order date used for ages and fracture recency.
     #[serde(skip)]
     pub order_date: Option<Date>,
@@ -129,6 +132,7 @@ impl PatientFacts {
             renal_contrast_risk: None,
             contrast_allergy: None,
             spine_radiograph: None,
+            unavailable: Vec::new(),
             order_date: None,
         }
     }
@@ -200,6 +204,8 @@ pub struct RecordIndex<'a> {
     conditions_missing: Option<String>,
     procedures_missing: Option<String>,
     patient_missing: Option<String>,
+    /// Every data kind that could not be retrieved.
+    unavailable: Vec<String>,
     birth_date: Option<FhirDateTime>,
     egfr: Option<(f64, Option<FhirDateTime>, Option<&'a str>, &'a Coding)>,
 }
@@ -399,8 +405,19 @@ impl<'a> RecordIndex<'a> {
             Availability::Available(None) => (None, None),
             Availability::Unavailable(r) => (None, Some(r.clone())),
         };
+        let unavailable = [
+            availability_note(&record.conditions, "conditions"),
+            availability_note(&record.procedures, "procedure history"),
+            availability_note(&record.observations, "observations (eGFR)"),
+            availability_note(&record.reports, "diagnostic reports"),
+            availability_note(&record.allergies, "allergies"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         RecordIndex {
             items,
+            unavailable,
             conditions_missing: availability_note(&record.conditions, "conditions"),
             procedures_missing: availability_note(&record.procedures, "procedure history"),
             patient_missing,
@@ -511,6 +528,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
     fn run(&self) -> PatientFacts {
         let mut f = PatientFacts::unknown();
         f.order_date = Some(self.order_date);
+        f.unavailable = self.idx.unavailable.clone();
         let cond_or_reason_or_report = |i: &Item| {
             matches!(
                 i.src,

@@ -143,7 +143,8 @@ pub struct Engine {
     coded: Mask,
     /// Per value set, its index in `kb.value_sets` (when present).
     value_set_pos: [Option<u16>; Vs::ALL.len()],
-    /// Codes to put into a created order, per procedure and region.
+    /// Codes to put into a created order, per procedure and region (the first non-match-only
+    /// code of each system).
     create_codes: HashMap<(u16, Region), Vec<CodingSpec>>,
     /// Pediatric / adult radiation level per procedure (`None`: varies or not applicable).
     rrl: Vec<(Option<u8>, Option<u8>)>,
@@ -286,14 +287,17 @@ impl Engine {
                         code: ci as u16,
                     });
                 if !c.match_only {
-                    create_codes
-                        .entry((pi16, c.region))
-                        .or_default()
-                        .push(CodingSpec {
-                            system: kb.code_systems[&c.system].uri.clone(),
+                    // One coding per system: several codes of one system for the same region
+                    // are alternatives (e.g. radiofrequency vs cryoablation), not translations.
+                    let list = create_codes.entry((pi16, c.region)).or_default();
+                    let uri = &kb.code_systems[&c.system].uri;
+                    if !list.iter().any(|x| &x.system == uri) {
+                        list.push(CodingSpec {
+                            system: uri.clone(),
                             code: c.code.clone(),
                             display: Some(c.display.clone()),
                         });
+                    }
                 }
             }
             if let Some(r) = &p.referral {
