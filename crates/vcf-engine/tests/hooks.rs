@@ -95,7 +95,12 @@ fn every_hooks_request_gives_its_variant() {
             8,
             "appropriate",
         ),
-        ("v8-loss-of-height-radionuclide.json", "V8", 1, "not-appropriate"),
+        (
+            "v8-loss-of-height-radionuclide.json",
+            "V8",
+            1,
+            "not-appropriate",
+        ),
         ("v9-pathological-radionuclide.json", "V9", 4, "appropriate"),
     ];
     let mut files: Vec<String> = std::fs::read_dir(repo().join("hooks"))
