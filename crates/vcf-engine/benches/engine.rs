@@ -118,6 +118,38 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The part of a suggestion built with fhir-sdk (one created ServiceRequest).
+    let spec = fhir_build::NewServiceRequest {
+        id: Some("00000000-0000-4000-8000-000000000001".into()),
+        intent: "order".into(),
+        category: vec![fhir_build::ConceptSpec {
+            codings: vec![fhir_build::CodingSpec {
+                system: "http://snomed.info/sct".into(),
+                code: "363679005".into(),
+                display: Some("Imaging".into()),
+            }],
+            text: None,
+        }],
+        code: fhir_build::ConceptSpec {
+            codings: (0..3)
+                .map(|i| fhir_build::CodingSpec {
+                    system: format!("http://example.org/{i}"),
+                    code: format!("{i}"),
+                    display: Some("display".into()),
+                })
+                .collect(),
+            text: Some("MRI lumbar spine without IV contrast".into()),
+        },
+        subject: "Patient/p".into(),
+        encounter: Some("Encounter/e".into()),
+        requester: Some("Practitioner/r".into()),
+        reason_reference: vec!["Condition/c".into()],
+        ..Default::default()
+    };
+    c.bench_function("fhir_build::service_request_json", |b| {
+        b.iter(|| black_box(fhir_build::service_request_json(black_box(&spec)).unwrap()))
+    });
 }
 
 criterion_group!(benches, bench);

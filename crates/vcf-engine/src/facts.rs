@@ -54,9 +54,17 @@ impl Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "state", content = "text", rename_all = "kebab-case")]
 pub enum FactValue {
-    Present(Evidence),
-    Absent(String),
-    Unknown(String),
+    Present(Box<Evidence>),
+    Absent(Text),
+    Unknown(Text),
+}
+
+/// Fact texts: mostly fixed sentences, sometimes formatted.
+pub type Text = std::borrow::Cow<'static, str>;
+
+/// `Present` with boxed evidence (keeps [`FactValue`] small).
+pub fn present(e: Evidence) -> FactValue {
+    FactValue::Present(Box::new(e))
 }
 
 impl FactValue {
@@ -82,7 +90,7 @@ impl FactValue {
 /// Everything the engine concluded about the patient for one order.
 #[derive(Debug, Clone, Serialize)]
 pub struct PatientFacts {
-    values: Vec<FactValue>,
+    values: [FactValue; Fact::COUNT],
     /// Age in whole years at the order date, when the birth date is known.
     pub age: Option<i32>,
     /// Under `policy.pediatric_age_below` at the order date.
@@ -120,10 +128,11 @@ impl PatientFacts {
         Fact::ALL.iter().copied().zip(self.values.iter())
     }
 
-    /// Facts with every value unknown (a starting point for tests).
+    /// Facts with every value unknown and no reason given (a starting point for derivation and
+    /// tests; allocation-free apart from the vector).
     pub fn unknown() -> PatientFacts {
         PatientFacts {
-            values: vec![FactValue::Unknown("not evaluated".into()); Fact::COUNT],
+            values: std::array::from_fn(|_| FactValue::Unknown(Text::Borrowed(""))),
             age: None,
             pediatric: false,
             age_assumption: None,
@@ -521,8 +530,8 @@ impl<'d, 'a> Derivation<'d, 'a> {
         }
     }
 
-    fn conditions_unknown(&self) -> Option<String> {
-        self.idx.conditions_missing.clone()
+    fn conditions_unknown(&self) -> Option<Text> {
+        self.idx.conditions_missing.clone().map(Text::Owned)
     }
 
     fn run(&self) -> PatientFacts {
@@ -548,7 +557,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
             .filter(|i| i.mask & VCF_ANY != 0 && cond_or_reason_or_report(i))
             .collect();
         let vcf = match vcf_items.first() {
-            Some(i) => FactValue::Present(self.evidence(i, VCF_ANY)),
+            Some(i) => present(self.evidence(i, VCF_ANY)),
             None => match self.conditions_unknown() {
                 Some(why) => FactValue::Unknown(why),
                 None => FactValue::Absent(
@@ -591,7 +600,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                             .collect::<Vec<_>>()
                             .join(", ")
                     ));
-                    FactValue::Present(e)
+                    present(e)
                 }
                 (None, _, Some(why)) => FactValue::Unknown(why),
                 (None, true, None) => {
@@ -609,7 +618,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
         f.set(
             Fact::Symptomatic,
             match pain {
-                Some(i) => FactValue::Present(self.evidence(i, Vs::BackPain.bit())),
+                Some(i) => present(self.evidence(i, Vs::BackPain.bit())),
                 None => FactValue::Unknown(match self.conditions_unknown() {
                     Some(why) => why,
                     None => {
@@ -622,7 +631,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
         // Malignancy history: any clinical status counts.
         let malignancy = self.find(Vs::Malignancy.bit(), cond_or_reason_or_report);
         let malignancy_value = match malignancy {
-            Some(i) => FactValue::Present(self.evidence(i, Vs::Malignancy.bit())),
+            Some(i) => present(self.evidence(i, Vs::Malignancy.bit())),
             None => match self.conditions_unknown() {
                 Some(why) => FactValue::Unknown(why),
                 None => {
@@ -639,11 +648,14 @@ impl<'d, 'a> Derivation<'d, 'a> {
         f.set(
             Fact::Osteoporotic,
             match (osteo, patho) {
-                (Some(i), _) => FactValue::Present(self.evidence(i, Vs::Osteoporosis.bit())),
-                (None, Some(p)) => FactValue::Absent(format!(
-                    "the fracture is coded as pathological ({})",
-                    self.evidence(p, Vs::PathologicalFracture.bit()).describe()
-                )),
+                (Some(i), _) => present(self.evidence(i, Vs::Osteoporosis.bit())),
+                (None, Some(p)) => FactValue::Absent(
+                    format!(
+                        "the fracture is coded as pathological ({})",
+                        self.evidence(p, Vs::PathologicalFracture.bit()).describe()
+                    )
+                    .into(),
+                ),
                 (None, None) => FactValue::Unknown(match self.conditions_unknown() {
                     Some(why) => why,
                     None => "the fracture's cause is not coded (no osteoporosis or pathological fracture code)".into(),
@@ -653,9 +665,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
         f.set(
             Fact::Pathological,
             match (patho, malignancy_known) {
-                (Some(p), _) => {
-                    FactValue::Present(self.evidence(p, Vs::PathologicalFracture.bit()))
-                }
+                (Some(p), _) => present(self.evidence(p, Vs::PathologicalFracture.bit())),
                 (None, Some(false)) => {
                     FactValue::Absent("no pathological fracture or malignancy on record".into())
                 }
@@ -689,9 +699,9 @@ impl<'d, 'a> Derivation<'d, 'a> {
             ),
         ] {
             let value = match self.find(vs.bit(), prior) {
-                Some(i) => FactValue::Present(self.evidence(i, vs.bit())),
+                Some(i) => present(self.evidence(i, vs.bit())),
                 None => match (&self.idx.procedures_missing, self.conditions_unknown()) {
-                    (Some(why), _) => FactValue::Unknown(why.clone()),
+                    (Some(why), _) => FactValue::Unknown(why.clone().into()),
                     (None, Some(why)) => FactValue::Unknown(why),
                     (None, None) if !self.engine.is_coded(vs) => {
                         FactValue::Unknown("no code exists for it in the knowledge base".into())
@@ -711,7 +721,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
             (Fact::Deformity, Vs::Deformity),
         ] {
             let value = match self.find(vs.bit(), active_cond) {
-                Some(i) => FactValue::Present(self.evidence(i, vs.bit())),
+                Some(i) => present(self.evidence(i, vs.bit())),
                 None => {
                     if fact == Fact::Deformity
                         && self.engine.is_coded(vs)
@@ -742,7 +752,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                      malignancy or pathological fracture on record: treated as high-energy trauma"
                         .into(),
                 );
-                FactValue::Present(e)
+                present(e)
             } else {
                 FactValue::Absent("no traumatic fracture without bone pathology".into())
             },
@@ -855,7 +865,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                         d.latest_date(),
                         days.max(0)
                     ));
-                    return FactValue::Present(e);
+                    return present(e);
                 }
                 old.get_or_insert_with(|| {
                     format!(
@@ -890,7 +900,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                          (initial encounter) of {}: no onset date recorded",
                         c.code.as_deref().unwrap_or_default()
                     ));
-                    return FactValue::Present(e);
+                    return present(e);
                 }
                 Some((ch @ ('D' | 'G' | 'K' | 'P' | 'S'), c)) => {
                     old.get_or_insert_with(|| {
@@ -906,7 +916,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
             }
         }
         match (undetermined, old) {
-            (false, Some(text)) => FactValue::Absent(text),
+            (false, Some(text)) => FactValue::Absent(text.into()),
             _ => FactValue::Unknown(
                 "no fracture date recorded and no ICD-10-CM 7th character to tell".into(),
             ),

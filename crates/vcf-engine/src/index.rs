@@ -97,6 +97,50 @@ pub fn normalize_code(code: &str) -> Cow<'_, str> {
     }
 }
 
+/// Calls `f` with the normalized code, without allocating for ordinary codes.
+fn with_normalized<R>(code: &str, f: impl FnOnce(&str) -> R) -> R {
+    let t = code.trim();
+    if !t.bytes().any(|b| b == b'.' || b.is_ascii_lowercase()) {
+        return f(t);
+    }
+    let mut buf = [0u8; 64];
+    if t.len() > buf.len() {
+        return f(&normalize_code(t));
+    }
+    let mut n = 0;
+    for b in t.bytes().filter(|b| *b != b'.') {
+        buf[n] = b.to_ascii_uppercase();
+        n += 1;
+    }
+    // Removing ASCII dots and upper-casing ASCII letters keeps UTF-8 valid.
+    f(std::str::from_utf8(&buf[..n]).unwrap_or_default())
+}
+
+/// FNV-1a: the code tables are hashed on every coding of the record, and their keys are short
+/// codes from our own knowledge file (no untrusted keys), so a fast non-keyed hash is fine.
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 /// One order code of a procedure, by index.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CodeRefIdx {
@@ -107,15 +151,15 @@ pub(crate) struct CodeRefIdx {
 #[derive(Debug, Default)]
 struct SystemCodes {
     /// Exact value-set codes.
-    exact: HashMap<Box<str>, Mask>,
+    exact: FastMap<Box<str>, Mask>,
     /// Value-set code prefixes.
-    prefix: HashMap<Box<str>, Mask>,
+    prefix: FastMap<Box<str>, Mask>,
     /// Longest prefix length (bounds the prefix probing).
     max_prefix: usize,
     /// Inclusive 3-character category ranges.
     ranges: Vec<(Box<str>, Box<str>, Mask)>,
     /// Order codes.
-    orders: HashMap<Box<str>, Vec<CodeRefIdx>>,
+    orders: FastMap<Box<str>, Vec<CodeRefIdx>>,
 }
 
 /// Referral-style procedure matcher (consultations).
@@ -131,7 +175,7 @@ pub(crate) struct ReferralIdx {
 #[derive(Debug)]
 pub struct Engine {
     kb: Arc<Knowledge>,
-    system_by_uri: HashMap<Box<str>, SysId>,
+    system_by_uri: FastMap<Box<str>, SysId>,
     systems: Vec<SystemCodes>,
     /// Canonical URI per system id.
     system_uris: Vec<String>,
@@ -188,7 +232,7 @@ impl Engine {
     /// As [`Engine::new`], sharing an already loaded knowledge base.
     pub fn from_arc(kb: Arc<Knowledge>) -> Result<Engine, KnowledgeError> {
         let mut problems = Vec::new();
-        let mut system_by_uri = HashMap::new();
+        let mut system_by_uri = FastMap::default();
         let mut system_uris = Vec::new();
         let mut key_to_sys: HashMap<&str, SysId> = HashMap::new();
         let mut icd10cm = None;
@@ -403,28 +447,28 @@ impl Engine {
             return 0;
         };
         let t = &self.systems[s as usize];
-        let code = normalize_code(code);
-        let code = code.as_ref();
-        let mut mask = t.exact.get(code).copied().unwrap_or(0);
-        if !t.prefix.is_empty() {
-            let max = t.max_prefix.min(code.len());
-            for i in 1..=max {
-                if code.is_char_boundary(i)
-                    && let Some(m) = t.prefix.get(&code[..i])
-                {
-                    mask |= m;
+        with_normalized(code, |code| {
+            let mut mask = t.exact.get(code).copied().unwrap_or(0);
+            if !t.prefix.is_empty() {
+                let max = t.max_prefix.min(code.len());
+                for i in 1..=max {
+                    if code.is_char_boundary(i)
+                        && let Some(m) = t.prefix.get(&code[..i])
+                    {
+                        mask |= m;
+                    }
                 }
             }
-        }
-        if code.len() >= 3 && code.is_char_boundary(3) {
-            let cat = &code[..3];
-            for (lo, hi, m) in &t.ranges {
-                if cat >= lo.as_ref() && cat <= hi.as_ref() {
-                    mask |= m;
+            if code.len() >= 3 && code.is_char_boundary(3) {
+                let cat = &code[..3];
+                for (lo, hi, m) in &t.ranges {
+                    if cat >= lo.as_ref() && cat <= hi.as_ref() {
+                        mask |= m;
+                    }
                 }
             }
-        }
-        mask
+            mask
+        })
     }
 
     /// Order codes matching a coding.
@@ -432,11 +476,10 @@ impl Engine {
         let Some(s) = self.system_id(system) else {
             return &[];
         };
-        self.systems[s as usize]
-            .orders
-            .get(normalize_code(code).as_ref())
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        let orders = &self.systems[s as usize].orders;
+        with_normalized(code, |code| {
+            orders.get(code).map(Vec::as_slice).unwrap_or(&[])
+        })
     }
 
     /// Whether a (system, code) pair is in a referral list.
