@@ -401,22 +401,22 @@ pub fn build_suggestions(input: &CardInput, alts: &[Alternative], ids: &mut dyn 
         } else {
             let mut actions: Vec<Action> = delete.iter().cloned().collect();
             let mut codes = Vec::new();
-            let (targets, referral): (Vec<(Region, Vec<CodingSpec>)>, bool) =
-                if let Some(r) = &p.referral {
-                    let _ = r;
-                    (vec![(Region::NotApplicable, Vec::new())], true)
-                } else {
-                    match codes_for(engine, alt.procedure, input.rec.region, input.sr) {
-                        Ok(v) => (v.into_iter().map(|(r, c)| (r, c.to_vec())).collect(), false),
-                        Err(why) => {
-                            built.withheld.push(format!(
-                                "{} ({}/9) not suggested as an order: {why}.",
-                                p.name, alt.rating
-                            ));
-                            continue;
-                        }
+            // Referrals carry no procedure code (category + performerType instead).
+            let referral = p.referral.is_some();
+            let targets: Vec<(Region, Vec<CodingSpec>)> = if referral {
+                vec![(Region::NotApplicable, Vec::new())]
+            } else {
+                match codes_for(engine, alt.procedure, input.rec.region, input.sr) {
+                    Ok(v) => v.into_iter().map(|(r, c)| (r, c.to_vec())).collect(),
+                    Err(why) => {
+                        built.withheld.push(format!(
+                            "{} ({}/9) not suggested as an order: {why}.",
+                            p.name, alt.rating
+                        ));
+                        continue;
                     }
-                };
+                }
+            };
             let mut labels = Vec::new();
             let mut failed = None;
             for (region, codings) in targets {
@@ -515,9 +515,11 @@ fn new_order(
         ),
         _ => (sr.category.iter().filter_map(to_concept).collect(), None),
     };
-    let spine_alt = codings.is_empty()
-        || p.kind == ProcedureKind::Treatment
-        || p.codes.iter().any(|c| c.region.is_spine_segment());
+    // The draft's bodySite is kept for spine studies and treatments (same level), not for body
+    // studies (bone scan, PET) or referrals.
+    let keep_body_site = !referral
+        && (p.kind == ProcedureKind::Treatment
+            || p.codes.iter().any(|c| c.region.is_spine_segment()));
     let spec = NewServiceRequest {
         id: Some(ids.next_uuid().to_string()),
         intent: sr.intent.clone().unwrap_or_else(|| "order".into()),
@@ -543,7 +545,7 @@ fn new_order(
             .iter()
             .filter_map(|r| r.reference.clone())
             .collect(),
-        body_site: if spine_alt && !referral {
+        body_site: if keep_body_site {
             sr.body_site.iter().filter_map(to_concept).collect()
         } else {
             Vec::new()
@@ -672,6 +674,50 @@ pub fn candidate_conditions(facts: &PatientFacts, class: &Classification, i: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn safety_blocks_by_contrast_kind() {
+        let e = crate::index::test_kb::engine();
+        let ev = |code: &str| crate::facts::Evidence {
+            source: "Condition/x".into(),
+            code: code.into(),
+            display: None,
+            detail: None,
+            assumption: None,
+        };
+        let proc_ = |id: &str| &e.knowledge().procedures[e.procedure_index(id).unwrap()];
+        let mut f = PatientFacts::unknown();
+        f.contrast_allergy = Some(ev("Z91.041"));
+        // Iodinated contrast is withheld for the (iodinated) contrast allergy, gadolinium is not.
+        assert!(
+            safety_block(&e, proc_("CT_SPINE_W"), &f)
+                .unwrap()
+                .contains("Z91.041")
+        );
+        assert!(safety_block(&e, proc_("MRI_SPINE_W"), &f).is_none());
+        assert!(safety_block(&e, proc_("CT_SPINE_WO"), &f).is_none());
+        // Kidney disease withholds both contrast kinds; a device withholds MRI only.
+        let mut f = PatientFacts::unknown();
+        f.renal_contrast_risk = Some(ev("N18.5"));
+        assert!(
+            safety_block(&e, proc_("MRI_SPINE_W"), &f)
+                .unwrap()
+                .contains("N18.5")
+        );
+        assert!(safety_block(&e, proc_("CT_SPINE_W"), &f).is_some());
+        let mut f = PatientFacts::unknown();
+        f.mri_unsafe_device = Some(ev("Z95.0"));
+        assert!(safety_block(&e, proc_("MRI_SPINE_WO"), &f).is_some());
+        assert!(safety_block(&e, proc_("CT_SPINE_W"), &f).is_none());
+        f.egfr = Some((29.0, ev("98979-8")));
+        assert!(
+            safety_block(&e, proc_("CT_SPINE_W"), &f)
+                .unwrap()
+                .contains("eGFR 29")
+        );
+        f.egfr = Some((30.0, ev("98979-8")));
+        assert!(safety_block(&e, proc_("CT_SPINE_W"), &f).is_none());
+    }
 
     #[test]
     fn summaries_are_cut_by_characters() {
