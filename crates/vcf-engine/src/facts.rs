@@ -151,6 +151,8 @@ impl PatientFacts {
 enum Src {
     Condition,
     OrderReason,
+    /// A Condition of the record named by the order's reasonReference.
+    ReasonReference,
     /// DiagnosticReport.conclusionCode.
     ReportConclusion,
     /// DiagnosticReport.code.
@@ -463,6 +465,27 @@ impl<'a> RecordIndex<'a> {
                 }
             }
         }
+        // reasonReference to a Condition of the record: that condition is the order's reason
+        // (counts even when its clinicalStatus is not active).
+        for r in order.iter().flat_map(|sr| sr.reason_reference.iter()) {
+            let Some(id) = r
+                .reference
+                .as_deref()
+                .and_then(|x| x.strip_prefix("Condition/"))
+            else {
+                continue;
+            };
+            for it in self
+                .items
+                .iter()
+                .filter(|i| i.src == Src::Condition && i.id == Some(id))
+            {
+                let mut c = it.clone();
+                c.src = Src::ReasonReference;
+                c.active = true;
+                reasons.push(c);
+            }
+        }
         Derivation {
             engine,
             idx: self,
@@ -505,6 +528,11 @@ impl<'d, 'a> Derivation<'d, 'a> {
     fn evidence(&self, item: &Item, vs: Mask) -> Evidence {
         let source = match (item.src, item.id) {
             (Src::OrderReason, _) => format!("{} reasonCode", self.order_ref),
+            (Src::ReasonReference, id) => format!(
+                "Condition/{} (reason of {})",
+                id.unwrap_or_default(),
+                self.order_ref
+            ),
             (src, id) => {
                 let ty = match src {
                     Src::Condition => "Condition",
@@ -512,7 +540,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                     Src::Observation => "Observation",
                     Src::Procedure => "Procedure",
                     Src::Allergy => "AllergyIntolerance",
-                    Src::OrderReason => unreachable!(),
+                    Src::OrderReason | Src::ReasonReference => unreachable!(),
                 };
                 match id {
                     Some(id) => format!("{ty}/{id}"),
@@ -541,13 +569,13 @@ impl<'d, 'a> Derivation<'d, 'a> {
         let cond_or_reason_or_report = |i: &Item| {
             matches!(
                 i.src,
-                Src::Condition | Src::OrderReason | Src::ReportConclusion
+                Src::Condition | Src::OrderReason | Src::ReasonReference | Src::ReportConclusion
             )
         };
         let active_cond = |i: &Item| {
             matches!(
                 i.src,
-                Src::OrderReason | Src::ReportConclusion | Src::Observation
+                Src::OrderReason | Src::ReasonReference | Src::ReportConclusion | Src::Observation
             ) || (i.src == Src::Condition && i.active)
         };
 
@@ -613,7 +641,8 @@ impl<'d, 'a> Derivation<'d, 'a> {
         // Symptomatic: coded back pain (active condition or the order's reason); pain is often
         // uncoded, so no code means unknown, never absent.
         let pain = self.find(Vs::BackPain.bit(), |i| {
-            (i.src == Src::Condition && i.active) || i.src == Src::OrderReason
+            (i.src == Src::Condition && i.active)
+                || matches!(i.src, Src::OrderReason | Src::ReasonReference)
         });
         f.set(
             Fact::Symptomatic,
@@ -1015,6 +1044,38 @@ mod tests {
         assert!(f.get(Fact::Pathological).is_unknown());
         assert!(f.get(Fact::Symptomatic).is_unknown());
         assert!(f.mri_unsafe_device.is_none());
+    }
+
+    #[test]
+    fn reason_reference_resolves_against_the_conditions() {
+        let e = test_kb::engine();
+        let record = PatientRecord {
+            conditions: Availability::Available(vec![
+                icd("c1", "M80.08XA", ""),
+                icd(
+                    "c2",
+                    "M54.50",
+                    r#","clinicalStatus":{"coding":[{"code":"inactive"}]}"#,
+                ),
+            ]),
+            ..Default::default()
+        };
+        let idx = RecordIndex::new(&e, &record);
+        let plain = idx.facts(&e, None, "ServiceRequest/o1", date!(2026 - 11 - 01));
+        assert!(plain.get(Fact::Symptomatic).is_unknown());
+        let sr = ServiceRequest::parse(
+            r#"{"resourceType":"ServiceRequest","reasonReference":[{"reference":"Condition/c2"},{"reference":"Condition/missing"}]}"#,
+            "o",
+        )
+        .unwrap();
+        let f = idx.facts(&e, Some(&sr), "ServiceRequest/o1", date!(2026 - 11 - 01));
+        match f.get(Fact::Symptomatic) {
+            FactValue::Present(ev) => {
+                assert_eq!(ev.source, "Condition/c2 (reason of ServiceRequest/o1)")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(f.get(Fact::MultipleVcf).is_absent());
     }
 
     #[test]
