@@ -660,7 +660,7 @@ impl<'r> OrderRun<'r> {
         {
             notes.push(format!("The ordered study: {why}."));
         }
-        detail.push_str(&cards::bullets("Safety", &notes));
+        detail.push_str(&cards::bullets("Not suggested, and safety notes", &notes));
         detail.push_str(&cards::provenance(engine, Some(vi), Some(row)));
         let rest = format!(": {} (ACR {}/9)", row.category.label(), row.rating);
         let indicator = if cat == Category::UsuallyNotAppropriate {
@@ -768,7 +768,10 @@ impl<'r> OrderRun<'r> {
         if !built.suggestions.is_empty() {
             detail.push_str("\n\nThe suggestions are rated Usually appropriate in every one of these scenarios.");
         }
-        detail.push_str(&cards::bullets("Safety", &built.withheld));
+        detail.push_str(&cards::bullets(
+            "Not suggested, and safety notes",
+            &built.withheld,
+        ));
         detail.push_str(&cards::provenance(engine, None, None));
         let mut card = cards::card(
             engine,
