@@ -7,8 +7,7 @@
 //! region.
 
 use crate::knowledge::{
-    Category, Fact, Knowledge, KnowledgeError, ProcedureKind, REQUIRED_VALUE_SETS, RatingRow,
-    Region,
+    Fact, Knowledge, KnowledgeError, ProcedureKind, REQUIRED_VALUE_SETS, RatingRow, Region,
 };
 use fhir_build::CodingSpec;
 use std::borrow::Cow;
@@ -551,11 +550,6 @@ impl Engine {
         } else {
             p.rrl_adult.as_deref()
         }
-    }
-
-    /// Category of a rating row with the disagreement flag folded in.
-    pub fn band(row: &RatingRow) -> Category {
-        row.category.normalized()
     }
 
     /// Facts named by a variant (its `requires` keys and `requires_any` members).
