@@ -1,0 +1,104 @@
+//! One hook call, end to end: request -> patient record -> evaluation -> response body.
+//! Shared by `POST /cds-services/{id}` and `vcf-cds evaluate` so both give the same answer.
+
+use crate::auth::VerifiedClient;
+use crate::cds::discovery::ServiceDef;
+use crate::cds::prefetch;
+use crate::cds::request::{self, HookRequest};
+use crate::configuration::Settings;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use std::time::Duration;
+use tracing::Instrument;
+use url::Url;
+use vcf_engine::evaluate::{Evaluation, EvaluationRequest, PatientRecord};
+
+/// The outcome of a successful call.
+pub struct Processed {
+    pub request: HookRequest,
+    pub evaluation: Evaluation,
+    /// The response body.
+    pub body: serde_json::Value,
+}
+
+/// Whether the service may fetch from `fhir_server` for an unauthenticated caller (the CLI,
+/// the open loopback mode): see [`crate::trust::check_fhir_server`].
+pub fn default_trust(settings: &Settings, fhir_server: &str) -> Result<Url, String> {
+    crate::trust::check_fhir_server(settings, &VerifiedClient::Anonymous, fhir_server)
+}
+
+/// Runs one hook call for `service`.
+pub async fn process(
+    state: &AppState,
+    service: &ServiceDef,
+    body: &[u8],
+) -> Result<Processed, ApiError> {
+    process_for(state, service, body, &VerifiedClient::Anonymous).await
+}
+
+/// Runs one hook call for `service` on behalf of `client` (whose issuer and tenant decide which
+/// FHIR servers are trusted).
+pub async fn process_for(
+    state: &AppState,
+    service: &ServiceDef,
+    body: &[u8],
+    client: &VerifiedClient,
+) -> Result<Processed, ApiError> {
+    let request = request::parse(body, service.hook)?;
+    let span = tracing::info_span!(
+        "hook",
+        service = service.id,
+        hook_instance = %request.hook_instance,
+        orders = request.draft_orders.len(),
+    );
+    evaluate(state, request, client).instrument(span).await
+}
+
+async fn evaluate(
+    state: &AppState,
+    request: HookRequest,
+    client: &VerifiedClient,
+) -> Result<Processed, ApiError> {
+    let needs_record = request
+        .draft_orders
+        .iter()
+        .any(|o| o.selected && o.service_request.is_some());
+    let record = if needs_record {
+        let settings = &state.settings;
+        let trust = |server: &str| crate::trust::check_fhir_server(settings, client, server);
+        prefetch::gather(
+            &request,
+            &state.prefetch_templates,
+            &state.fhir,
+            &trust,
+            Duration::from_millis(settings.fhir_deadline_ms),
+        )
+        .await?
+    } else {
+        PatientRecord::default()
+    };
+
+    let now = time::OffsetDateTime::now_utc();
+    let eval_request = EvaluationRequest {
+        hook: request.hook,
+        hook_instance: &request.hook_instance,
+        user_id: &request.user_id,
+        patient_id: &request.patient_id,
+        encounter_id: request.encounter_id.as_deref(),
+        orders: &request.draft_orders,
+        record: &record,
+        now,
+    };
+    let evaluation = state.evaluate(&eval_request);
+    evaluation
+        .response
+        .check()
+        .map_err(|e| ApiError::internal(format!("the service built an invalid response: {e}")))?;
+    let body = serde_json::to_value(&evaluation.response)
+        .map_err(|e| ApiError::internal(format!("could not serialize the response: {e}")))?;
+    Ok(Processed {
+        request,
+        evaluation,
+        body,
+    })
+}

@@ -1,0 +1,35 @@
+//! `POST /cds-services/{id}`: one hook call.
+
+use crate::auth::VerifiedClient;
+use crate::cds::discovery;
+use crate::cds::pipeline;
+use crate::error::ApiError;
+use crate::routes::body;
+use crate::startup::AppState;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+
+pub async fn call_service(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let service = discovery::service(&id).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no CDS service {:?}; GET /cds-services lists the services",
+            id.chars().take(100).collect::<String>()
+        ))
+    })?;
+    let bytes = body::read_json(&req, payload, state.settings.max_body_bytes).await?;
+    // security (issue 5): the client verified by the auth middleware (Anonymous in open mode).
+    let client = req
+        .extensions()
+        .get::<VerifiedClient>()
+        .cloned()
+        .unwrap_or(VerifiedClient::Anonymous);
+    let processed = pipeline::process_for(&state, service, &bytes, &client).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(processed.body.to_string()))
+}
