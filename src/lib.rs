@@ -11,6 +11,7 @@ pub mod cli;
 pub mod configuration;
 pub mod error;
 pub mod knowledge_source;
+pub mod limits;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -2,14 +2,12 @@
 //! JWT test vector, a token issued by the public CDS Hooks sandbox, and JWK Sets served by an
 //! in-process server on 127.0.0.1 for the URL / jku / refresh cases.
 
-mod support;
-
+use crate::support::{JwksServer, TestKey, claims, jwks, now, sign_raw, unsigned};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{JwksServer, TestKey, claims, jwks, now, sign_raw, unsigned};
 use vcf_cds::auth::jwks::JwksOptions;
 use vcf_cds::auth::{AuthFailure, AuthOptions, Authenticator, VerifiedClient};
 use vcf_cds::configuration::{Settings, TrustedIssuer};

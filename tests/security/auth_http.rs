@@ -1,13 +1,11 @@
 //! The auth middleware in front of CDS routes: which calls need a JWT, the audience it checks,
 //! the 401 answer, and the VerifiedClient handed to handlers.
 
-mod support;
-
+use crate::support::{TestKey, claims, jwks};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, test, web};
 use serde_json::{Value, json};
 use std::io::Write;
-use support::{TestKey, claims, jwks};
 use vcf_cds::auth::middleware::require_auth;
 use vcf_cds::auth::{Authenticator, VerifiedClient};
 use vcf_cds::configuration::{Settings, TrustedIssuer};
