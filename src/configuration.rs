@@ -186,9 +186,18 @@ impl Settings {
             url::Url::parse(o)
                 .map_err(|_| ConfigError(format!("cors_origins: {o:?} is not an origin")))?;
         }
+        // security (issue 5): the same strict parsing the allowlist check applies, so a base
+        // URL that could never match is reported at start-up instead of being ignored.
         for s in &self.trusted_fhir_servers {
-            url::Url::parse(s)
-                .map_err(|_| ConfigError(format!("trusted_fhir_servers: {s:?} is not a URL")))?;
+            crate::trust::check_trusted_base(s)
+                .map_err(|e| ConfigError(format!("trusted_fhir_servers: {e}")))?;
+        }
+        for i in &self.trusted_issuers {
+            for s in &i.fhir_servers {
+                crate::trust::check_trusted_base(s).map_err(|e| {
+                    ConfigError(format!("trusted_issuers {:?} fhir_servers: {e}", i.iss))
+                })?;
+            }
         }
         for i in &self.trusted_issuers {
             if i.jwks_url.is_none() && i.jwks_file.is_none() {
