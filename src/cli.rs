@@ -127,11 +127,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             match kb {
                 Ok(kb) => {
-                    println!(
-                        "{} {} (knowledge version {}): OK",
-                        kb.guideline.title, kb.guideline.revision, kb.version
-                    );
+                    println!("{}", vcf_engine::knowledge::summary(&kb));
+                    println!("OK");
                     Ok(ExitCode::SUCCESS)
+                }
+                Err(vcf_engine::knowledge::KnowledgeError::Invalid(problems)) => {
+                    eprintln!(
+                        "knowledge file failed validation ({} problems):",
+                        problems.len()
+                    );
+                    for p in &problems {
+                        eprintln!("  - {p}");
+                    }
+                    Ok(ExitCode::FAILURE)
                 }
                 Err(e) => {
                     eprintln!("{e}");
