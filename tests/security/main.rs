@@ -4,5 +4,6 @@
 mod auth_http;
 mod auth_jwt;
 mod bad_input;
+mod fuzz_corpus;
 mod startup_mode;
 mod support;
