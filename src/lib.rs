@@ -5,11 +5,14 @@
 //! core (guideline data, facts, classification, cards) is the `vcf-engine` crate; this crate is
 //! the shell around it: HTTP, prefetch and FHIR fetching, auth, audit store and CLI.
 
+pub mod auth;
 pub mod cds;
 pub mod cli;
 pub mod configuration;
 pub mod error;
 pub mod knowledge_source;
+pub mod limits;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod trust;
