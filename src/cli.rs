@@ -204,7 +204,12 @@ fn evaluate(
             } else {
                 processed.body.to_string()
             };
-            println!("{text}");
+            // A closed pipe (`| head`) is not an error worth a panic.
+            use std::io::Write;
+            match writeln!(std::io::stdout(), "{text}") {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -15,7 +15,8 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
 use std::net::TcpListener;
 use std::sync::Arc;
-use vcf_engine::evaluate::{Evaluation, EvaluationRequest};
+use vcf_engine::Engine;
+use vcf_engine::evaluate::{Evaluation, EvaluationRequest, Options, RandomIds};
 use vcf_engine::knowledge::Knowledge;
 
 /// State shared by all workers.
@@ -27,6 +28,10 @@ pub struct AppState {
     /// Prefetch templates by key (also used for the FHIR fallback).
     pub prefetch_templates: serde_json::Map<String, serde_json::Value>,
     pub fhir: FhirClient,
+    /// The clinical engine (knowledge indexed once).
+    pub engine: Engine,
+    /// Card and rating switches from configuration.
+    pub options: Options,
 }
 
 impl AppState {
@@ -35,25 +40,28 @@ impl AppState {
         let discovery = discovery::discovery(&knowledge).to_string();
         let prefetch_templates = discovery::prefetch_templates(&knowledge);
         let fhir = FhirClient::new(&settings)?;
+        let knowledge = Arc::new(knowledge);
+        let engine = Engine::from_arc(knowledge.clone())
+            .map_err(|e| anyhow::anyhow!("knowledge cannot be indexed: {e}"))?;
+        let options = Options {
+            cards_for_appropriate: settings.cards_for_appropriate,
+            legacy_system_actions: settings.legacy_system_actions,
+            qcdsm_consulted: settings.qcdsm_consulted.clone(),
+        };
         Ok(AppState {
             settings,
-            knowledge: Arc::new(knowledge),
+            knowledge,
             discovery,
             prefetch_templates,
             fhir,
+            engine,
+            options,
         })
     }
 
     /// Runs the clinical engine.
     pub fn evaluate(&self, req: &EvaluationRequest<'_>) -> Evaluation {
-        // The clinical engine (issue 3) plugs in here; until it lands no order is rated.
-        let _ = req;
-        Evaluation {
-            knowledge_version: self.knowledge.version.clone(),
-            guideline_id: self.knowledge.guideline.id.clone(),
-            orders: vec![],
-            response: Default::default(),
-        }
+        self.engine.evaluate(req, &self.options, &mut RandomIds)
     }
 }
 

@@ -59,10 +59,10 @@ async fn evaluate(
     request: HookRequest,
     client: &VerifiedClient,
 ) -> Result<Processed, ApiError> {
-    let needs_record = request
-        .draft_orders
-        .iter()
-        .any(|o| o.selected && o.service_request.is_some());
+    // No patient data is fetched unless an order of this guideline is to be rated.
+    let needs_record = state
+        .engine
+        .any_recognized(request.hook, &request.draft_orders);
     let record = if needs_record {
         let settings = &state.settings;
         let trust = |server: &str| crate::trust::check_fhir_server(settings, client, server);

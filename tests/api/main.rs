@@ -7,4 +7,5 @@ mod errors;
 mod examples;
 mod health;
 mod helpers;
+mod hooks_examples;
 mod prefetch;
