@@ -1,0 +1,369 @@
+//! Store tests, run against SQLite always and against PostgreSQL when `VCF_TEST_POSTGRES_URL`
+//! is set.
+
+use super::feedback::parse_feedback;
+use super::query::{self, Bucket, Filters, Page};
+use super::testing::{fresh_postgres_db, settings_in};
+use super::*;
+use serde_json::json;
+use vcf_engine::knowledge::Category;
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+macro_rules! both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                $body(settings_in(dir.path(), None)).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(url) = fresh_postgres_db().await else {
+                    eprintln!("skipped: {} not set", testing::POSTGRES_ENV);
+                    return;
+                };
+                let dir = tempfile::tempdir().unwrap();
+                $body(settings_in(dir.path(), Some(url))).await;
+            }
+        }
+    };
+}
+
+both_backends!(round_trip, round_trip_body);
+both_backends!(feedback_idempotent, feedback_idempotent_body);
+both_backends!(summary_matches, summary_matches_body);
+both_backends!(purge, purge_body);
+both_backends!(pseudonyms, pseudonyms_body);
+
+async fn round_trip_body(settings: crate::configuration::Settings) {
+    let store = AuditStore::open(&settings).await.unwrap();
+    assert!(store.ready());
+    let data = seed::generate(40, 1, now(), 3, "svc");
+    let orders: usize = data.calls.iter().map(|c| c.orders.len()).sum();
+    let first = data.calls[0].clone();
+    let (calls, _) = seed::seed_store(&store, data).await.unwrap();
+    assert_eq!(calls, 40);
+    let m = store.metrics();
+    assert!(m.records_committed >= 40);
+    assert_eq!(m.undelivered, 0);
+    let (total, items) = query::list_evaluations(
+        store.db(),
+        &Filters {
+            hook_instance: Some(first.hook_instance.clone()),
+            ..Filters::default()
+        },
+        Page {
+            limit: 10,
+            offset: 0,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(total as usize, first.orders.len());
+    let o = &first.orders[0];
+    let it = &items[0];
+    assert_eq!(it.order_ref, o.order_ref);
+    assert_eq!(it.order_codes, o.order_codes);
+    assert_eq!(it.rating, o.rating.map(i64::from));
+    assert_eq!(it.chosen_variant, o.chosen_variant);
+    assert_eq!(it.card_uuid, o.card_uuid);
+    assert_eq!(it.suggestion_uuids, o.suggestion_uuids);
+    assert_eq!(it.consult_id, o.consult_id);
+    assert_eq!(it.user_id, first.user_id);
+    assert_eq!(it.delivery, "committed");
+    assert_eq!(
+        it.received_at_ms,
+        records::epoch_ms(first.received_at),
+        "time stored to the millisecond"
+    );
+    let (total, page) = query::list_evaluations(
+        store.db(),
+        &Filters::default(),
+        Page {
+            limit: 7,
+            offset: 7,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(total as usize, orders);
+    assert_eq!(page.len(), 7);
+    // A call without orders still gets its call row.
+    let mut empty = first.clone();
+    empty.orders.clear();
+    empty.hook_instance = "no-orders".into();
+    assert_eq!(store.record_hook_call(empty).await, Delivery::Committed);
+    let (c, o, _) = store.db().counts().await.unwrap();
+    assert_eq!(c, 41);
+    assert_eq!(o as usize, orders);
+    store.shutdown().await;
+}
+
+async fn feedback_idempotent_body(settings: crate::configuration::Settings) {
+    let store = AuditStore::open(&settings).await.unwrap();
+    let body = json!({"feedback": [
+        {"card": "c-1", "outcome": "accepted", "acceptedSuggestions": [{"id": "s-1"}],
+         "outcomeTimestamp": "2026-01-01T10:00:00Z"},
+        {"card": "c-1", "outcome": "overridden", "overrideReason": {"userComment": "no"},
+         "outcomeTimestamp": "2026-01-01T10:01:00Z"}
+    ]});
+    let entries = parse_feedback(&body, "svc", now()).unwrap();
+    assert_eq!(
+        store.record_feedback(entries.clone()).await,
+        Delivery::Committed
+    );
+    assert_eq!(
+        store.record_feedback(entries.clone()).await,
+        Delivery::Committed
+    );
+    assert_eq!(
+        store.record_feedback(entries[..1].to_vec()).await,
+        Delivery::Committed
+    );
+    let (_, _, f) = store.db().counts().await.unwrap();
+    assert_eq!(f, 2, "each distinct entry stored once");
+    store.shutdown().await;
+}
+
+async fn summary_matches_body(settings: crate::configuration::Settings) {
+    let store = AuditStore::open(&settings).await.unwrap();
+    let data = seed::generate(300, 42, now(), 10, "svc");
+    let orders: Vec<_> = data.calls.iter().flat_map(|c| c.orders.clone()).collect();
+    let feedback = data.feedback.clone();
+    seed::seed_store(&store, data).await.unwrap();
+    let s = query::summary(store.db(), &Filters::default(), Bucket::Day)
+        .await
+        .unwrap();
+    let rated = orders.iter().filter(|o| o.rating.is_some()).count() as i64;
+    let not_app = orders
+        .iter()
+        .filter(|o| o.category == Some(Category::UsuallyNotAppropriate))
+        .count() as i64;
+    assert_eq!(s["calls"], 300);
+    assert_eq!(s["orders"], orders.len() as i64);
+    assert_eq!(s["orders_rated"], rated);
+    assert_eq!(s["not_appropriate"], not_app);
+    let v1 = s["by_variant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["variant"] == "V1")
+        .unwrap();
+    let v1_orders = orders
+        .iter()
+        .filter(|o| o.chosen_variant.as_deref() == Some("V1"))
+        .count() as i64;
+    assert_eq!(v1["orders"], v1_orders);
+    let overridden_cards: std::collections::BTreeSet<String> = feedback
+        .iter()
+        .flat_map(|(_, b)| b["feedback"].as_array().unwrap().clone())
+        .filter(|e| e["outcome"] == "overridden")
+        .map(|e| e["card"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        s["feedback"]["cards_overridden"],
+        overridden_cards.len() as i64
+    );
+    assert_eq!(s["feedback"]["entries"], feedback.len() as i64);
+    assert_eq!(s["feedback"]["unlinked_entries"], 0);
+    let reasons: i64 = s["override_reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["count"].as_i64().unwrap())
+        .sum();
+    assert!(reasons as usize <= overridden_cards.len() && reasons > 0);
+    let points: i64 = s["timeline"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p["usually_appropriate"].as_i64().unwrap()
+                + p["may_be_appropriate"].as_i64().unwrap()
+                + p["usually_not_appropriate"].as_i64().unwrap()
+        })
+        .sum();
+    assert_eq!(points, rated);
+    // A filter narrows every figure.
+    let f = Filters {
+        variant: Some("V1".into()),
+        ..Filters::default()
+    };
+    let s1 = query::summary(store.db(), &f, Bucket::Week).await.unwrap();
+    assert_eq!(s1["orders"], v1_orders);
+    assert_eq!(s1["by_variant"].as_array().unwrap().len(), 1);
+    store.shutdown().await;
+}
+
+async fn purge_body(settings: crate::configuration::Settings) {
+    let store = AuditStore::open(&settings).await.unwrap();
+    let t = now();
+    let mut data = seed::generate(20, 3, t - time::Duration::days(100), 1, "svc");
+    let recent = seed::generate(10, 4, t, 1, "svc");
+    data.calls.extend(recent.calls);
+    data.feedback.clear();
+    seed::seed_store(&store, data).await.unwrap();
+    let (calls, _, _) = store
+        .purge_before(t - time::Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(calls, 20);
+    let (c, _, _) = store.db().counts().await.unwrap();
+    assert_eq!(c, 10);
+    store.shutdown().await;
+}
+
+async fn pseudonyms_body(mut settings: crate::configuration::Settings) {
+    settings.audit_pseudonym_key = Some("a-test-key-of-enough-length".into());
+    let store = AuditStore::open(&settings).await.unwrap();
+    let data = seed::generate(5, 9, now(), 1, "svc");
+    let call = data.calls[0].clone();
+    seed::seed_store(&store, data).await.unwrap();
+    let params = vec![("user".to_owned(), call.user_id.clone())];
+    let f = Filters::parse(&params, store.pseudonymizer(), &[]).unwrap();
+    let (total, items) = query::list_evaluations(
+        store.db(),
+        &f,
+        Page {
+            limit: 50,
+            offset: 0,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(total >= 1);
+    for it in &items {
+        assert!(pseudonym::is_pseudonym(&it.user_id));
+        assert!(pseudonym::is_pseudonym(&it.patient_id));
+        assert_ne!(it.patient_id, call.patient_id);
+    }
+    // Nothing un-pseudonymized reached the database file.
+    store.shutdown().await;
+    if let db::AuditDbLocation::Sqlite(path) =
+        db::AuditDbLocation::parse(&settings.audit_db).unwrap()
+    {
+        let bytes = std::fs::read(path).unwrap();
+        let needle = call.patient_id.as_bytes();
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    }
+}
+
+/// The store is locked by another writer: hook calls are answered from the spool within the
+/// write timeout, and the spool is replayed once the lock is gone. Nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_outage_spools_and_replays() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings_in(dir.path(), None);
+    settings.audit_write_timeout_ms = 300;
+    let store = AuditStore::open(&settings).await.unwrap();
+    let db_path = dir.path().join("audit.sqlite");
+    let mut blocker =
+        sqlx::AnyConnection::connect(&format!("sqlite://{}", db_path.to_string_lossy()))
+            .await
+            .unwrap();
+    blocker.execute("BEGIN EXCLUSIVE").await.unwrap();
+
+    let data = seed::generate(30, 5, now(), 1, "svc");
+    let expected: Vec<String> = data.calls.iter().map(|c| c.hook_instance.clone()).collect();
+    let started = std::time::Instant::now();
+    let deliveries =
+        futures_util::future::join_all(data.calls.into_iter().map(|c| store.record_hook_call(c)))
+            .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        deliveries.iter().all(|d| *d == Delivery::Spooled),
+        "{deliveries:?}"
+    );
+    let m = store.metrics();
+    assert_eq!(m.undelivered, 30);
+    assert!(!store.ready());
+    assert_eq!(m.spool_backlog, 30);
+
+    blocker.execute("COMMIT").await.unwrap();
+    drop(blocker);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.metrics().spool_backlog > 0 || !store.ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            store.metrics()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for hi in &expected {
+        let (n, items) = query::list_evaluations(
+            store.db(),
+            &Filters {
+                hook_instance: Some(hi.clone()),
+                ..Filters::default()
+            },
+            Page {
+                limit: 5,
+                offset: 0,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(n >= 1, "{hi} lost");
+        assert_eq!(items[0].delivery, "spooled");
+    }
+    assert_eq!(store.metrics().records_replayed, 30);
+    assert_eq!(store.metrics().dead_letter, 0);
+    store.shutdown().await;
+}
+
+/// A crash after spooling: the next start replays the spool (idempotently, also records that
+/// were both committed and spooled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_is_replayed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_in(dir.path(), None);
+    let data = seed::generate(12, 6, now(), 1, "svc");
+    let p = pseudonym::Pseudonymizer::new(None);
+    let recs: Vec<SpoolRecord> = data
+        .calls
+        .into_iter()
+        .map(|c| SpoolRecord::Call(StoredCall::from_record(c, &p)))
+        .collect();
+    {
+        let mut spool = spool::Spool::open(&settings.audit_spool_dir).unwrap();
+        spool.append(&recs.iter().collect::<Vec<_>>()).unwrap();
+        // The same records twice (e.g. committed, then spooled after a timeout).
+        spool
+            .append(&recs.iter().take(4).collect::<Vec<_>>())
+            .unwrap();
+    }
+    let store = AuditStore::open(&settings).await.unwrap();
+    assert!(store.flush().await);
+    let (c, _, _) = store.db().counts().await.unwrap();
+    assert_eq!(c, 12);
+    assert_eq!(store.metrics().spool_backlog, 0);
+    store.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_audit_db_fails_start_but_unreachable_postgres_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = settings_in(dir.path(), Some("mysql://x/y".into()));
+    assert!(AuditStore::open(&bad).await.is_err());
+    // Nothing listens on port 1.
+    let mut down = settings_in(dir.path(), Some("postgres://u@127.0.0.1:1/audit".into()));
+    down.audit_write_timeout_ms = 200;
+    let store = AuditStore::open(&down).await.unwrap();
+    assert!(!store.ready());
+    let data = seed::generate(3, 1, now(), 1, "svc");
+    for c in data.calls {
+        assert_eq!(store.record_hook_call(c).await, Delivery::Spooled);
+    }
+    assert_eq!(store.metrics().spool_backlog, 3);
+    store.shutdown().await;
+    // The spool survives for the next start.
+    let spool = spool::Spool::open(&down.audit_spool_dir).unwrap();
+    assert_eq!(spool.backlog(), 3);
+}
