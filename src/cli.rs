@@ -57,9 +57,12 @@ pub enum Command {
         /// Hook request JSON file, or - for standard input.
         #[arg(value_name = "FILE|-")]
         file: String,
-        /// Service id to call (default: taken from the request's `hook`).
+        /// Service id to call (default: the service for the request's `hook`).
         #[arg(long, value_name = "ID")]
         service: Option<String>,
+        /// Indent the JSON output (the server sends it compact).
+        #[arg(long)]
+        pretty: bool,
     },
     /// Inspect the knowledge base.
     Knowledge {
@@ -116,9 +119,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Evaluate { .. } => {
-            anyhow::bail!("evaluate is not available yet")
-        }
+        Command::Evaluate {
+            config,
+            file,
+            service,
+            pretty,
+        } => evaluate(config, &file, service.as_deref(), pretty),
         Command::Knowledge {
             command: KnowledgeCommand::Check { file },
         } => {
@@ -128,11 +134,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             match kb {
                 Ok(kb) => {
-                    println!(
-                        "{} {} (knowledge version {}): OK",
-                        kb.guideline.title, kb.guideline.revision, kb.version
-                    );
+                    println!("{}", vcf_engine::knowledge::summary(&kb));
+                    println!("OK");
                     Ok(ExitCode::SUCCESS)
+                }
+                Err(vcf_engine::knowledge::KnowledgeError::Invalid(problems)) => {
+                    eprintln!(
+                        "knowledge file failed validation ({} problems):",
+                        problems.len()
+                    );
+                    for p in &problems {
+                        eprintln!("  - {p}");
+                    }
+                    Ok(ExitCode::FAILURE)
                 }
                 Err(e) => {
                     eprintln!("{e}");
@@ -141,4 +155,82 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// `vcf-cds evaluate`: the same pipeline as `POST /cds-services/{id}`, without a server and
+/// without writing audit records.
+fn evaluate(
+    config: ConfigArgs,
+    file: &str,
+    service: Option<&str>,
+    pretty: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::cds::{discovery, pipeline};
+    use std::io::Read;
+
+    let settings = Settings::load(config.config.as_deref())?;
+    crate::telemetry::init(settings.log_format, "warn", std::io::stderr);
+    let body = if file == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        buf
+    } else {
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?
+    };
+    let service = match service {
+        Some(id) => discovery::service(id)
+            .ok_or_else(|| anyhow::anyhow!("no CDS service {id:?}; known: {}", service_ids()))?,
+        None => {
+            #[derive(serde::Deserialize)]
+            struct Peek {
+                hook: Option<serde_json::Value>,
+            }
+            let peek: Peek = serde_json::from_slice(&body)
+                .map_err(|e| anyhow::anyhow!("{file}: not a JSON object: {e}"))?;
+            let hook = peek
+                .hook
+                .as_ref()
+                .and_then(|h| h.as_str())
+                .ok_or_else(|| anyhow::anyhow!("{file}: the request has no \"hook\" string"))?;
+            discovery::service_for_hook(hook).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{file}: no service for hook {hook:?}; known: {}",
+                    service_ids()
+                )
+            })?
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let state = crate::startup::AppState::new(settings)?;
+    match rt.block_on(pipeline::process(&state, service, &body)) {
+        Ok(processed) => {
+            let text = if pretty {
+                serde_json::to_string_pretty(&processed.body)?
+            } else {
+                processed.body.to_string()
+            };
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!(
+                "vcf-cds: the server would answer HTTP {}:",
+                e.status.as_u16()
+            );
+            for issue in &e.issues {
+                eprintln!("  - {}", issue.diagnostics);
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn service_ids() -> String {
+    crate::cds::discovery::SERVICES
+        .iter()
+        .map(|s| s.id)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

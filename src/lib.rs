@@ -6,6 +6,7 @@
 //! the shell around it: HTTP, prefetch and FHIR fetching, auth, audit store and CLI.
 
 pub mod audit;
+pub mod cds;
 pub mod cli;
 pub mod configuration;
 pub mod error;

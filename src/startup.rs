@@ -1,28 +1,58 @@
 //! Builds the application: shared state, the actix-web app with its middleware and routes, and
 //! the listening server.
 
+use crate::cds::discovery;
+use crate::cds::fetch::FhirClient;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::routes;
-use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpServer, ResponseError, web};
 use std::net::TcpListener;
 use std::sync::Arc;
+use vcf_engine::evaluate::{Evaluation, EvaluationRequest};
 use vcf_engine::knowledge::Knowledge;
 
 /// State shared by all workers.
 pub struct AppState {
     pub settings: Settings,
     pub knowledge: Arc<Knowledge>,
+    /// Discovery document, rendered once.
+    pub discovery: String,
+    /// Prefetch templates by key (also used for the FHIR fallback).
+    pub prefetch_templates: serde_json::Map<String, serde_json::Value>,
+    pub fhir: FhirClient,
 }
 
 impl AppState {
     pub fn new(settings: Settings) -> anyhow::Result<AppState> {
         let knowledge = crate::knowledge_source::load(&settings)?;
+        let discovery = discovery::discovery(&knowledge).to_string();
+        let prefetch_templates = discovery::prefetch_templates(&knowledge);
+        let fhir = FhirClient::new(&settings)?;
         Ok(AppState {
             settings,
             knowledge: Arc::new(knowledge),
+            discovery,
+            prefetch_templates,
+            fhir,
         })
+    }
+
+    /// Runs the clinical engine.
+    pub fn evaluate(&self, req: &EvaluationRequest<'_>) -> Evaluation {
+        // The clinical engine (issue 3) plugs in here; until it lands no order is rated.
+        let _ = req;
+        Evaluation {
+            knowledge_version: self.knowledge.version.clone(),
+            guideline_id: self.knowledge.guideline.id.clone(),
+            orders: vec![],
+            response: Default::default(),
+        }
     }
 }
 
@@ -38,6 +68,11 @@ impl Application {
         let listener = TcpListener::bind(&settings.listen)?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState::new(settings)?);
+        tracing::info!(
+            address = %listener.local_addr()?,
+            knowledge = %state.knowledge.version,
+            "vcf-cds listening"
+        );
         let server = run(listener, state)?;
         Ok(Application { port, server })
     }
@@ -51,12 +86,60 @@ impl Application {
     }
 }
 
+/// CORS: an explicit origin allowlist, never `*`, no credentials (CDS clients send the JWT in
+/// `Authorization`, which does not need cookies). Preflight is answered here, before any
+/// authentication.
+fn cors(settings: &Settings) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(3600);
+    for origin in &settings.cors_origins {
+        cors = cors.allowed_origin(origin.trim_end_matches('/'));
+    }
+    cors
+}
+
+/// Logs one line per request: method, path (no query string: it may carry filter values),
+/// status and latency. Nothing from headers or bodies.
+async fn access_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.path().chars().take(200).collect::<String>();
+    let res = next.call(req).await;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    match &res {
+        Ok(r) => tracing::info!(%method, path, status = r.status().as_u16(), ms, "request"),
+        Err(e) => tracing::info!(
+            %method,
+            path,
+            status = e.as_response_error().status_code().as_u16(),
+            ms,
+            "request"
+        ),
+    }
+    res
+}
+
 fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError::bad_request("", format!("invalid path: {e}")).into()
+            }))
+            .wrap(cors(&state.settings))
+            .wrap(from_fn(access_log))
             .route("/healthz", web::get().to(routes::health::healthz))
             .route("/readyz", web::get().to(routes::health::readyz))
+            .route("/cds-services", web::get().to(routes::discovery::discovery))
+            .route(
+                "/cds-services/{id}",
+                web::post().to(routes::service::call_service),
+            )
             .default_service(web::to(not_found))
     })
     .listen(listener)?
@@ -64,8 +147,21 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
     Ok(server)
 }
 
+/// Unknown paths and methods: OperationOutcome, never an empty body or HTML.
 async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
-    use actix_web::ResponseError;
-    ApiError::not_found(format!("no such endpoint: {} {}", req.method(), req.path()))
+    let path: String = req.path().chars().take(200).collect();
+    let known_path = req.path() == "/cds-services"
+        || req.path().starts_with("/cds-services/")
+        || req.path() == "/healthz"
+        || req.path() == "/readyz";
+    if known_path {
+        ApiError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            crate::error::IssueType::NotSupported,
+            format!("{} is not supported on {path}", req.method()),
+        )
         .error_response()
+    } else {
+        ApiError::not_found(format!("no such endpoint: {} {path}", req.method())).error_response()
+    }
 }

@@ -1,3 +1,6 @@
 //! HTTP routes, one module per endpoint family.
 
+pub mod body;
+pub mod discovery;
 pub mod health;
+pub mod service;

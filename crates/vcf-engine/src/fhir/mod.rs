@@ -68,6 +68,18 @@ pub fn parse_at<T: DeserializeOwned>(json: &str, path: &str) -> Result<T, InputE
     }
 }
 
+/// Rejects JSON that is not an object. serde's derived structs also accept arrays (positional
+/// fields), which FHIR and CDS Hooks JSON never use.
+pub fn require_object(json: &str, path: &str) -> Result<(), InputError> {
+    match json.trim_start().as_bytes().first() {
+        Some(b'{') => Ok(()),
+        _ => Err(InputError::new(
+            if path.is_empty() { "." } else { path },
+            "must be a JSON object",
+        )),
+    }
+}
+
 /// serde_json messages end in "at line 1 column 2383"; the JSON path is more useful, and the
 /// position would only be noise in an OperationOutcome.
 fn clean_serde_message(msg: &str) -> String {
@@ -161,6 +173,7 @@ pub trait FhirResource: DeserializeOwned {
 
     /// Parses and validates one resource of this type.
     fn parse(json: &str, path: &str) -> Result<Self, InputError> {
+        require_object(json, path)?;
         let r: Self = parse_at(json, path)?;
         if r.resource_type() != Self::TYPE {
             return Err(InputError::new(
@@ -622,6 +635,7 @@ impl AnyResource {
     /// Parses one resource by its `resourceType`; a missing or non-string `resourceType` is an
     /// error, an unknown one is accepted as [`AnyResource::Other`].
     pub fn parse(json: &str, path: &str) -> Result<AnyResource, InputError> {
+        require_object(json, path)?;
         let header: ResourceHeader = parse_at(json, path)?;
         let Some(rt) = header.resource_type else {
             return Err(InputError::new(

@@ -1,8 +1,10 @@
 //! The guideline as data: loading, validation and look-ups.
 
 pub mod model;
+pub mod validate;
 
 pub use model::*;
+pub use validate::{KnowledgeSummary, summary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KnowledgeError {
@@ -50,11 +52,7 @@ pub fn load_file(path: &std::path::Path) -> Result<Knowledge, KnowledgeError> {
     load_str(&text)
 }
 
-/// Every problem found in `kb` (empty when valid).
+/// Every problem found in `kb` (empty when valid); see [`validate::validate`] for the rules.
 pub fn validate(kb: &Knowledge) -> Vec<String> {
-    let mut problems = Vec::new();
-    if kb.schema_version != 1 {
-        problems.push(format!("unsupported schema_version {}", kb.schema_version));
-    }
-    problems
+    validate::validate(kb)
 }

@@ -1,0 +1,10 @@
+//! `GET /cds-services`.
+
+use crate::startup::AppState;
+use actix_web::{HttpResponse, web};
+
+pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.discovery.clone())
+}

@@ -1,0 +1,87 @@
+//! The official examples: spec order-select / order-sign (R4), Inferno CRD requests, PAMA
+//! connectathon requests.
+
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+fn envelope(hook: &str, context: Value) -> Value {
+    json!({
+        "hook": hook,
+        "hookInstance": "0d7b4b0e-3a9e-4d41-9d7e-2a7c1b3c9f00",
+        "context": context["context"].clone(),
+    })
+}
+
+#[tokio::test]
+async fn spec_order_select_and_order_sign_examples_are_accepted() {
+    let app = spawn_app().await;
+    let select = read_json(&shared_file(
+        "cds-hooks/artifacts/spec-2.0.1-extracted-examples/order-select-L0050-example-r4.json",
+    ));
+    let r = app
+        .call("vcf-order-select", &envelope("order-select", select))
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    // NutritionOrder and MedicationRequest: not this guideline's business.
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"cards": []}));
+
+    let sign = read_json(&shared_file(
+        "cds-hooks/artifacts/spec-2.0.1-extracted-examples/order-sign-L0052-example-r4.json",
+    ));
+    let r = app
+        .call("vcf-order-sign", &envelope("order-sign", sign))
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"cards": []}));
+}
+
+#[tokio::test]
+async fn inferno_requests_are_accepted() {
+    let app = spawn_app().await;
+    for (file, service) in [
+        ("order_select_hook_request.json", "vcf-order-select"),
+        ("order_sign_hook_request.json", "vcf-order-sign"),
+    ] {
+        let v = read_json(&shared_file(&format!(
+            "cds-hooks/artifacts/inferno-davinci-crd-test-kit/{file}"
+        )));
+        let r = app.call(service, &v).await;
+        assert_eq!(r.status().as_u16(), 200, "{file}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            json!({"cards": []}),
+            "{file}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pama_connectathon_requests() {
+    let app = spawn_app().await;
+    for file in [
+        "scenario-01-outbound-request.json",
+        "scenario-02-outbound-request.json",
+    ] {
+        let v = read_json(&shared_file(&format!(
+            "cds-hooks/artifacts/argonaut-cds-hooks-for-pama/examples/{file}"
+        )));
+        // As published: no prefetch and an external fhirServer that is not trusted here, so the
+        // patient's conditions cannot be obtained.
+        let outcome = assert_outcome(app.call("vcf-order-select", &v).await, 412).await;
+        assert_eq!(expressions(&outcome), ["prefetch.conditions"], "{file}");
+
+        // With the patient's data prefetched the request is evaluated.
+        let mut v = v;
+        v["prefetch"] = json!({
+            "patient": {"resourceType": "Patient", "id": "MRI-59879846", "birthDate": "1961-04-10"},
+            "conditions": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+            "procedures": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+            "observations": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+            "reports": {"resourceType": "Bundle", "type": "searchset", "entry": []}
+        });
+        let r = app.call("vcf-order-select", &v).await;
+        assert_eq!(r.status().as_u16(), 200, "{file}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["cards"].is_array());
+    }
+}
