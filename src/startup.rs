@@ -26,6 +26,8 @@ pub struct AppState {
     /// Prefetch templates by key (also used for the FHIR fallback).
     pub prefetch_templates: serde_json::Map<String, serde_json::Value>,
     pub fhir: FhirClient,
+    /// Compliance audit trail (disabled unless set by `Application::build`).
+    pub audit: crate::audit::AuditStore,
 }
 
 impl AppState {
@@ -40,6 +42,7 @@ impl AppState {
             discovery,
             prefetch_templates,
             fhir,
+            audit: crate::audit::AuditStore::disabled(),
         })
     }
 
@@ -60,6 +63,7 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    audit: crate::audit::AuditStore,
 }
 
 impl Application {
@@ -67,14 +71,21 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(&settings.listen)?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState::new(settings)?);
+        let audit = crate::audit::AuditStore::open(&settings).await?;
+        let mut state = AppState::new(settings)?;
+        state.audit = audit.clone();
+        let state = web::Data::new(state);
         tracing::info!(
             address = %listener.local_addr()?,
             knowledge = %state.knowledge.version,
             "vcf-cds listening"
         );
         let server = run(listener, state)?;
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            audit,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -82,7 +93,10 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        // In-flight calls have their records committed; replay the spool and close the store.
+        self.audit.shutdown().await;
+        result
     }
 }
 
@@ -140,6 +154,12 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
                 "/cds-services/{id}",
                 web::post().to(routes::service::call_service),
             )
+            .route(
+                "/cds-services/{id}/feedback",
+                web::post().to(routes::feedback::feedback),
+            )
+            .configure(routes::audit_api::configure)
+            .configure(routes::dashboard::configure)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

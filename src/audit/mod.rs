@@ -159,7 +159,8 @@ impl AuditMetrics {
 
 struct Inner {
     tx: mpsc::Sender<Msg>,
-    db: Arc<Db>,
+    /// `None` for [`AuditStore::disabled`].
+    db: Option<Arc<Db>>,
     counters: Arc<Counters>,
     pseudonymizer: Pseudonymizer,
     location: AuditDbLocation,
@@ -239,7 +240,7 @@ impl AuditStore {
         let store = AuditStore {
             inner: Arc::new(Inner {
                 tx,
-                db,
+                db: Some(db),
                 counters,
                 pseudonymizer: Pseudonymizer::new(settings.audit_pseudonym_key.as_deref()),
                 location,
@@ -262,6 +263,24 @@ impl AuditStore {
             *store.inner.purger.lock().expect("fresh mutex") = Some(h);
         }
         Ok(store)
+    }
+
+    /// A store that records nothing (every call answers [`Delivery::Volatile`]): for tools that
+    /// build the application state without serving (`vcf-cds evaluate`).
+    pub fn disabled() -> AuditStore {
+        let (tx, _rx) = mpsc::channel(1);
+        AuditStore {
+            inner: Arc::new(Inner {
+                tx,
+                db: None,
+                counters: Arc::new(Counters::default()),
+                pseudonymizer: Pseudonymizer::new(None),
+                location: AuditDbLocation::Sqlite("(disabled)".into()),
+                retention_days: 0,
+                writer: Mutex::new(None),
+                purger: Mutex::new(None),
+            }),
+        }
     }
 
     /// Records one hook call. Returns once the records are committed (or spooled); never fails.
@@ -362,11 +381,10 @@ impl AuditStore {
         &self,
         cutoff: time::OffsetDateTime,
     ) -> anyhow::Result<(u64, u64, u64)> {
-        let counts = self
-            .inner
-            .db
-            .purge_before(records::epoch_ms(cutoff))
-            .await?;
+        let db = self
+            .db()
+            .ok_or_else(|| anyhow::anyhow!("the audit store is disabled"))?;
+        let counts = db.purge_before(records::epoch_ms(cutoff)).await?;
         tracing::info!(
             calls = counts.0,
             orders = counts.1,
@@ -376,8 +394,9 @@ impl AuditStore {
         Ok(counts)
     }
 
-    pub fn db(&self) -> &Db {
-        &self.inner.db
+    /// The store for queries (`None` for a disabled store).
+    pub fn db(&self) -> Option<&Db> {
+        self.inner.db.as_deref()
     }
 
     pub fn pseudonymizer(&self) -> &Pseudonymizer {

@@ -504,11 +504,21 @@ fn feedback_from_row(r: &AnyRow) -> anyhow::Result<FeedbackItem> {
     })
 }
 
-/// A page of evaluations plus the total matching.
+/// A page of evaluations (newest first) plus the total matching.
 pub async fn list_evaluations(
     db: &Db,
     filters: &Filters,
     page: Page,
+) -> anyhow::Result<(i64, Vec<EvaluationItem>)> {
+    list_evaluations_ordered(db, filters, page, false).await
+}
+
+/// A page of evaluations, oldest first when `ascending` (exports), plus the total matching.
+pub async fn list_evaluations_ordered(
+    db: &Db,
+    filters: &Filters,
+    page: Page,
+    ascending: bool,
 ) -> anyhow::Result<(i64, Vec<EvaluationItem>)> {
     let mut binds = vec![];
     let w = filters.where_orders(&mut binds);
@@ -530,8 +540,9 @@ pub async fn list_evaluations(
     binds.push(Bind::Int(page.offset));
     let sql = format!(
         "SELECT {EVAL_COLUMNS} FROM audit_orders o JOIN audit_calls c ON c.call_id = o.call_id {w} \
-         ORDER BY o.received_at_ms DESC, o.call_id, o.order_index LIMIT ${l} OFFSET ${}",
-        l + 1
+         ORDER BY o.received_at_ms {dir}, o.call_id, o.order_index LIMIT ${l} OFFSET ${}",
+        l + 1,
+        dir = if ascending { "ASC" } else { "DESC" },
     );
     let rows = fetch_all(db, sql, binds).await?;
     let mut items = rows

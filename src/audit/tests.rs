@@ -52,7 +52,7 @@ async fn round_trip_body(settings: crate::configuration::Settings) {
     assert!(m.records_committed >= 40);
     assert_eq!(m.undelivered, 0);
     let (total, items) = query::list_evaluations(
-        store.db(),
+        store.db().unwrap(),
         &Filters {
             hook_instance: Some(first.hook_instance.clone()),
             ..Filters::default()
@@ -82,7 +82,7 @@ async fn round_trip_body(settings: crate::configuration::Settings) {
         "time stored to the millisecond"
     );
     let (total, page) = query::list_evaluations(
-        store.db(),
+        store.db().unwrap(),
         &Filters::default(),
         Page {
             limit: 7,
@@ -98,7 +98,7 @@ async fn round_trip_body(settings: crate::configuration::Settings) {
     empty.orders.clear();
     empty.hook_instance = "no-orders".into();
     assert_eq!(store.record_hook_call(empty).await, Delivery::Committed);
-    let (c, o, _) = store.db().counts().await.unwrap();
+    let (c, o, _) = store.db().unwrap().counts().await.unwrap();
     assert_eq!(c, 41);
     assert_eq!(o as usize, orders);
     store.shutdown().await;
@@ -125,7 +125,7 @@ async fn feedback_idempotent_body(settings: crate::configuration::Settings) {
         store.record_feedback(entries[..1].to_vec()).await,
         Delivery::Committed
     );
-    let (_, _, f) = store.db().counts().await.unwrap();
+    let (_, _, f) = store.db().unwrap().counts().await.unwrap();
     assert_eq!(f, 2, "each distinct entry stored once");
     store.shutdown().await;
 }
@@ -136,7 +136,7 @@ async fn summary_matches_body(settings: crate::configuration::Settings) {
     let orders: Vec<_> = data.calls.iter().flat_map(|c| c.orders.clone()).collect();
     let feedback = data.feedback.clone();
     seed::seed_store(&store, data).await.unwrap();
-    let s = query::summary(store.db(), &Filters::default(), Bucket::Day)
+    let s = query::summary(store.db().unwrap(), &Filters::default(), Bucket::Day)
         .await
         .unwrap();
     let rated = orders.iter().filter(|o| o.rating.is_some()).count() as i64;
@@ -194,7 +194,9 @@ async fn summary_matches_body(settings: crate::configuration::Settings) {
         variant: Some("V1".into()),
         ..Filters::default()
     };
-    let s1 = query::summary(store.db(), &f, Bucket::Week).await.unwrap();
+    let s1 = query::summary(store.db().unwrap(), &f, Bucket::Week)
+        .await
+        .unwrap();
     assert_eq!(s1["orders"], v1_orders);
     assert_eq!(s1["by_variant"].as_array().unwrap().len(), 1);
     store.shutdown().await;
@@ -213,7 +215,7 @@ async fn purge_body(settings: crate::configuration::Settings) {
         .await
         .unwrap();
     assert_eq!(calls, 20);
-    let (c, _, _) = store.db().counts().await.unwrap();
+    let (c, _, _) = store.db().unwrap().counts().await.unwrap();
     assert_eq!(c, 10);
     store.shutdown().await;
 }
@@ -227,7 +229,7 @@ async fn pseudonyms_body(mut settings: crate::configuration::Settings) {
     let params = vec![("user".to_owned(), call.user_id.clone())];
     let f = Filters::parse(&params, store.pseudonymizer(), &[]).unwrap();
     let (total, items) = query::list_evaluations(
-        store.db(),
+        store.db().unwrap(),
         &f,
         Page {
             limit: 50,
@@ -298,7 +300,7 @@ async fn sqlite_outage_spools_and_replays() {
     }
     for hi in &expected {
         let (n, items) = query::list_evaluations(
-            store.db(),
+            store.db().unwrap(),
             &Filters {
                 hook_instance: Some(hi.clone()),
                 ..Filters::default()
@@ -341,7 +343,7 @@ async fn spool_is_replayed_at_start() {
     }
     let store = AuditStore::open(&settings).await.unwrap();
     assert!(store.flush().await);
-    let (c, _, _) = store.db().counts().await.unwrap();
+    let (c, _, _) = store.db().unwrap().counts().await.unwrap();
     assert_eq!(c, 12);
     assert_eq!(store.metrics().spool_backlog, 0);
     store.shutdown().await;

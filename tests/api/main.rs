@@ -1,10 +1,13 @@
 //! Integration tests: the real server on a random loopback port (one test binary, zero-to-
 //! production style, so it links once).
 
+mod audit_api;
+mod audit_helpers;
 mod cors;
 mod discovery;
 mod errors;
 mod examples;
+mod feedback;
 mod health;
 mod helpers;
 mod prefetch;
