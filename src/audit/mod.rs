@@ -13,6 +13,7 @@
 //! counted, logged at error level). Identifiers (user, patient, encounter) are pseudonymized
 //! with HMAC-SHA-256 when `audit_pseudonym_key` is set, before anything is written.
 
+pub mod cli;
 pub mod db;
 pub mod feedback;
 pub mod pseudonym;

@@ -796,6 +796,19 @@ pub async fn summary(db: &Db, filters: &Filters, bucket: Bucket) -> anyhow::Resu
         .map(|r| json!({"outcome": r.try_get::<String, _>(0).unwrap_or_default(), "orders": i(r, 1)}))
         .collect();
 
+    let mut binds = vec![];
+    let w = filters.where_orders(&mut binds);
+    let rows = fetch_all(
+        db,
+        format!("SELECT o.service_id, COUNT(*) FROM audit_orders o {w} GROUP BY o.service_id ORDER BY 2 DESC, 1"),
+        binds,
+    )
+    .await?;
+    let by_service: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"service": r.try_get::<String, _>(0).unwrap_or_default(), "orders": i(r, 1)}))
+        .collect();
+
     let (sql, binds) = q(
         "o.chosen_variant, ",
         "GROUP BY o.chosen_variant",
@@ -982,6 +995,7 @@ pub async fn summary(db: &Db, filters: &Filters, bucket: Bucket) -> anyhow::Resu
         "not_appropriate": not_app,
         "not_appropriate_share": share(not_app, rated),
         "by_outcome": by_outcome,
+        "by_service": by_service,
         "by_variant": by_variant,
         "by_procedure": by_procedure,
         "by_user": by_user,

@@ -29,13 +29,16 @@ use sha2::{Digest, Sha256};
 
 const REALM: &str = "Bearer realm=\"vcf-cds audit\"";
 
+/// 404 when the audit API and dashboard are off (no `admin_token`).
+pub fn check_admin_configured(state: &AppState) -> Result<&str, ApiError> {
+    state.settings.admin_token.as_deref().ok_or_else(|| {
+        ApiError::not_found("the audit API and dashboard are off (no admin_token configured)")
+    })
+}
+
 /// 404 when the audit API is off, 401 without the right bearer token.
 pub fn check_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let Some(expected) = state.settings.admin_token.as_deref() else {
-        return Err(ApiError::not_found(
-            "the audit API and dashboard are off (no admin_token configured)",
-        ));
-    };
+    let expected = check_admin_configured(state)?;
     let unauthorized = |diag: &str, www: String| ApiError {
         www_authenticate: Some(www),
         ..ApiError::new(StatusCode::UNAUTHORIZED, IssueType::Login, diag)

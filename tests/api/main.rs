@@ -4,6 +4,7 @@
 mod audit_api;
 mod audit_helpers;
 mod cors;
+mod dashboard;
 mod discovery;
 mod errors;
 mod examples;
