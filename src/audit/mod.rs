@@ -236,6 +236,7 @@ impl AuditStore {
             store_up,
             memory: vec![],
             paused: false,
+            probe: None,
         };
         let handle = tokio::spawn(writer.run(rx));
         let store = AuditStore {

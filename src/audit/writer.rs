@@ -57,6 +57,8 @@ pub(crate) struct Writer {
     pub memory: Vec<SpoolRecord>,
     /// Spool replay paused until the next tick (after a spool read error).
     pub paused: bool,
+    /// Background probe of an unavailable store.
+    pub probe: Option<tokio::task::JoinHandle<bool>>,
 }
 
 fn now_ms() -> i64 {
@@ -292,16 +294,42 @@ impl Writer {
             }
         }
         if !self.store_up {
-            match timeout(
-                self.write_timeout.max(Duration::from_secs(1)),
-                self.db.ensure_ready(),
-            )
-            .await
-            {
-                Ok(Ok(())) => self.set_store_up(true),
-                Ok(Err(e)) => tracing::debug!(error = %e, "audit store still unavailable"),
-                Err(_) => tracing::debug!("audit store still unavailable (timeout)"),
+            // Probe in the background: hook calls keep being answered (from the spool) while a
+            // connection attempt to a dead server waits for its timeout.
+            match &self.probe {
+                Some(h) if h.is_finished() => {
+                    let h = self.probe.take().expect("probe present");
+                    if matches!(h.await, Ok(true)) {
+                        self.set_store_up(true);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let db = self.db.clone();
+                    let t = self.write_timeout.max(Duration::from_secs(1));
+                    self.probe = Some(tokio::spawn(async move {
+                        match timeout(t, db.ensure_ready()).await {
+                            Ok(Ok(())) => true,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "audit store still unavailable");
+                                false
+                            }
+                            Err(_) => false,
+                        }
+                    }));
+                }
             }
+        }
+    }
+
+    /// Probes the store and waits for the answer (flush and shutdown only).
+    async fn probe_now(&mut self) {
+        if let Some(h) = self.probe.take() {
+            h.abort();
+        }
+        let t = self.write_timeout.max(Duration::from_secs(1));
+        if matches!(timeout(t, self.db.ensure_ready()).await, Ok(Ok(()))) {
+            self.set_store_up(true);
         }
     }
 
@@ -400,8 +428,11 @@ impl Writer {
     /// Replays the spool until it is empty, the store fails or `budget` has passed.
     async fn flush(&mut self, budget: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + budget;
-        if !self.store_up {
+        if !self.memory.is_empty() {
             self.retry().await;
+        }
+        if !self.store_up {
+            self.probe_now().await;
         }
         while self.store_up && !self.paused && self.backlog() > 0 {
             if tokio::time::Instant::now() >= deadline {

@@ -6,6 +6,7 @@ mod audit_helpers;
 mod cors;
 mod dashboard;
 mod discovery;
+mod durability;
 mod errors;
 mod examples;
 mod feedback;
