@@ -369,3 +369,58 @@ async fn invalid_audit_db_fails_start_but_unreachable_postgres_does_not() {
     let spool = spool::Spool::open(&down.audit_spool_dir).unwrap();
     assert_eq!(spool.backlog(), 3);
 }
+
+/// Write throughput with group commit (run with `--ignored --nocapture`; figures in
+/// BENCHMARKS.md). `VCF_BENCH_CALLS` sets the number of calls (default 20000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn audit_write_throughput() {
+    let n: usize = std::env::var("VCF_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let mut backends = vec![("sqlite", None)];
+    if let Some(url) = fresh_postgres_db().await {
+        backends.push(("postgres", Some(url)));
+    }
+    for (name, url) in backends {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuditStore::open(&settings_in(dir.path(), url)).await.unwrap();
+        let data = seed::generate(n, 11, now(), 30, "svc");
+        let orders: usize = data.calls.iter().map(|c| c.orders.len()).sum();
+        // Concurrent callers (like concurrent hook requests): group commit.
+        let store2 = store.clone();
+        let started = std::time::Instant::now();
+        let mut tasks = vec![];
+        let per = n.div_ceil(64);
+        for chunk in data.calls.chunks(per).map(|c| c.to_vec()) {
+            let s = store2.clone();
+            tasks.push(tokio::spawn(async move {
+                for c in chunk {
+                    assert_eq!(s.record_hook_call(c).await, Delivery::Committed);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let m = store.metrics();
+        // One caller at a time: one transaction (and fsync) per call.
+        let seq = seed::generate(500, 12, now(), 30, "svc");
+        let t0 = std::time::Instant::now();
+        for c in seq.calls {
+            store.record_hook_call(c).await;
+        }
+        let seq_secs = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "audit write throughput {name}: {n} calls ({orders} order rows) from 64 concurrent callers in {secs:.2} s = {:.0} calls/s, {:.0} order rows/s, {} transactions (avg {:.1} calls each); sequential single caller: {:.0} calls/s",
+            n as f64 / secs,
+            orders as f64 / secs,
+            m.commit_batches,
+            n as f64 / m.commit_batches as f64,
+            500.0 / seq_secs
+        );
+        store.shutdown().await;
+    }
+}
