@@ -4,7 +4,7 @@
 //! SQLite runs in WAL mode with `synchronous=FULL`: a commit is on disk (WAL fsynced) before it
 //! returns, so neither kill -9 nor power loss loses a committed record.
 
-use super::records::{SpoolRecord, StoredCall, StoredFeedback};
+use super::records::SpoolRecord;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, Row, SqlSafeStr};
@@ -206,15 +206,12 @@ impl Db {
         delivery: &str,
         stored_at_ms: i64,
     ) -> anyhow::Result<()> {
+        let [calls, orders, feedback] = rows_of(records, delivery, stored_at_ms);
         let mut tx = self.pool.begin().await?;
-        for r in records {
-            match r {
-                SpoolRecord::Call(c) => insert_call(&mut tx, c, delivery, stored_at_ms).await?,
-                SpoolRecord::Feedback(f) => {
-                    insert_feedback(&mut tx, f, delivery, stored_at_ms).await?
-                }
-            }
-        }
+        let b = self.backend;
+        insert_rows(&mut tx, b, "audit_calls", CALL_COLUMNS, calls).await?;
+        insert_rows(&mut tx, b, "audit_orders", ORDER_COLUMNS, orders).await?;
+        insert_rows(&mut tx, b, "audit_feedback", FEEDBACK_COLUMNS, feedback).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -281,114 +278,215 @@ fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-async fn insert_call(
-    tx: &mut Tx,
-    c: &StoredCall,
-    delivery: &str,
-    stored_at_ms: i64,
-) -> anyhow::Result<()> {
-    let inserted = sqlx::query(
-        "INSERT INTO audit_calls (call_id, received_at_ms, service_id, hook, hook_instance, \
-         user_id, patient_id, encounter_id, fhir_server, knowledge_version, guideline_id, \
-         latency_ms, order_count, pseudonymized, delivery, stored_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&c.call_id)
-    .bind(c.received_at_ms)
-    .bind(&c.service_id)
-    .bind(&c.hook)
-    .bind(&c.hook_instance)
-    .bind(&c.user_id)
-    .bind(&c.patient_id)
-    .bind(c.encounter_id.as_deref())
-    .bind(c.fhir_server.as_deref())
-    .bind(&c.knowledge_version)
-    .bind(&c.guideline_id)
-    .bind(c.latency_ms)
-    .bind(c.orders.len() as i64)
-    .bind(i64::from(c.pseudonymized))
-    .bind(delivery)
-    .bind(stored_at_ms)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        // Already stored (spool replay of a committed call): its orders are there too.
-        return Ok(());
-    }
-    for o in &c.orders {
-        sqlx::query(
-            "INSERT INTO audit_orders (call_id, order_index, received_at_ms, service_id, hook, \
-             hook_instance, user_id, order_ref, order_codes, selected, outcome, procedure_id, \
-             procedure_name, region, contrast, matched_code, candidate_variants, chosen_variant, \
-             rating, category, evidence, pama_rating, consult_id, assumptions, deciding_facts, \
-             card_uuid, suggestion_uuids) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT DO NOTHING",
-        )
-        .bind(&c.call_id)
-        .bind(o.order_index)
-        .bind(c.received_at_ms)
-        .bind(&c.service_id)
-        .bind(&c.hook)
-        .bind(&c.hook_instance)
-        .bind(&c.user_id)
-        .bind(&o.order_ref)
-        .bind(json_list(&o.order_codes))
-        .bind(i64::from(o.selected))
-        .bind(&o.outcome)
-        .bind(o.procedure_id.as_deref())
-        .bind(o.procedure_name.as_deref())
-        .bind(o.region.as_deref())
-        .bind(o.contrast.as_deref())
-        .bind(o.matched_code.as_deref())
-        .bind(json_list(&o.candidate_variants))
-        .bind(o.chosen_variant.as_deref())
-        .bind(o.rating)
-        .bind(o.category.as_deref())
-        .bind(o.evidence.as_deref())
-        .bind(o.pama_rating.as_deref())
-        .bind(o.consult_id.as_deref())
-        .bind(json_list(&o.assumptions))
-        .bind(json_list(&o.deciding_facts))
-        .bind(o.card_uuid.as_deref())
-        .bind(json_list(&o.suggestion_uuids))
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
+/// One bound value of a multi-row insert.
+enum Val {
+    Text(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Float(f64),
 }
 
-async fn insert_feedback(
+const CALL_COLUMNS: &[&str] = &[
+    "call_id",
+    "received_at_ms",
+    "service_id",
+    "hook",
+    "hook_instance",
+    "user_id",
+    "patient_id",
+    "encounter_id",
+    "fhir_server",
+    "knowledge_version",
+    "guideline_id",
+    "latency_ms",
+    "order_count",
+    "pseudonymized",
+    "delivery",
+    "stored_at_ms",
+];
+
+const ORDER_COLUMNS: &[&str] = &[
+    "call_id",
+    "order_index",
+    "received_at_ms",
+    "service_id",
+    "hook",
+    "hook_instance",
+    "user_id",
+    "order_ref",
+    "order_codes",
+    "selected",
+    "outcome",
+    "procedure_id",
+    "procedure_name",
+    "region",
+    "contrast",
+    "matched_code",
+    "candidate_variants",
+    "chosen_variant",
+    "rating",
+    "category",
+    "evidence",
+    "pama_rating",
+    "consult_id",
+    "assumptions",
+    "deciding_facts",
+    "card_uuid",
+    "suggestion_uuids",
+];
+
+const FEEDBACK_COLUMNS: &[&str] = &[
+    "feedback_id",
+    "received_at_ms",
+    "service_id",
+    "card_uuid",
+    "outcome",
+    "outcome_at_ms",
+    "accepted_suggestions",
+    "accepted_count",
+    "override_system",
+    "override_code",
+    "override_display",
+    "user_comment",
+    "delivery",
+    "stored_at_ms",
+];
+
+fn t(s: &str) -> Val {
+    Val::Text(Some(s.to_owned()))
+}
+
+fn ot(s: &Option<String>) -> Val {
+    Val::Text(s.clone())
+}
+
+/// Rows of all records of a batch, per table.
+fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<Vec<Val>>; 3] {
+    let (mut calls, mut orders, mut feedback) = (vec![], vec![], vec![]);
+    for r in records {
+        match r {
+            SpoolRecord::Call(c) => {
+                calls.push(vec![
+                    t(&c.call_id),
+                    Val::Int(c.received_at_ms),
+                    t(&c.service_id),
+                    t(&c.hook),
+                    t(&c.hook_instance),
+                    t(&c.user_id),
+                    t(&c.patient_id),
+                    ot(&c.encounter_id),
+                    ot(&c.fhir_server),
+                    t(&c.knowledge_version),
+                    t(&c.guideline_id),
+                    Val::Float(c.latency_ms),
+                    Val::Int(c.orders.len() as i64),
+                    Val::Int(i64::from(c.pseudonymized)),
+                    t(delivery),
+                    Val::Int(stored_at_ms),
+                ]);
+                for o in &c.orders {
+                    orders.push(vec![
+                        t(&c.call_id),
+                        Val::Int(o.order_index),
+                        Val::Int(c.received_at_ms),
+                        t(&c.service_id),
+                        t(&c.hook),
+                        t(&c.hook_instance),
+                        t(&c.user_id),
+                        t(&o.order_ref),
+                        t(&json_list(&o.order_codes)),
+                        Val::Int(i64::from(o.selected)),
+                        t(&o.outcome),
+                        ot(&o.procedure_id),
+                        ot(&o.procedure_name),
+                        ot(&o.region),
+                        ot(&o.contrast),
+                        ot(&o.matched_code),
+                        t(&json_list(&o.candidate_variants)),
+                        ot(&o.chosen_variant),
+                        Val::OptInt(o.rating),
+                        ot(&o.category),
+                        ot(&o.evidence),
+                        ot(&o.pama_rating),
+                        ot(&o.consult_id),
+                        t(&json_list(&o.assumptions)),
+                        t(&json_list(&o.deciding_facts)),
+                        ot(&o.card_uuid),
+                        t(&json_list(&o.suggestion_uuids)),
+                    ]);
+                }
+            }
+            SpoolRecord::Feedback(f) => feedback.push(vec![
+                t(&f.feedback_id),
+                Val::Int(f.received_at_ms),
+                t(&f.service_id),
+                t(&f.card_uuid),
+                t(&f.outcome),
+                Val::Int(f.outcome_at_ms),
+                t(&json_list(&f.accepted_suggestions)),
+                Val::Int(f.accepted_suggestions.len() as i64),
+                ot(&f.override_system),
+                ot(&f.override_code),
+                ot(&f.override_display),
+                ot(&f.user_comment),
+                t(delivery),
+                Val::Int(stored_at_ms),
+            ]),
+        }
+    }
+    [calls, orders, feedback]
+}
+
+/// Most bound parameters per statement (SQLite allows 32766, PostgreSQL 65535).
+const MAX_PARAMS: usize = 30_000;
+
+/// Multi-row `INSERT … ON CONFLICT DO NOTHING` (rows already stored are left as they are:
+/// replaying the spool is idempotent). Table and column names are constants.
+async fn insert_rows(
     tx: &mut Tx,
-    f: &StoredFeedback,
-    delivery: &str,
-    stored_at_ms: i64,
+    backend: Backend,
+    table: &str,
+    columns: &[&str],
+    rows: Vec<Vec<Val>>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_feedback (feedback_id, received_at_ms, service_id, card_uuid, outcome, \
-         outcome_at_ms, accepted_suggestions, accepted_count, override_system, override_code, \
-         override_display, user_comment, delivery, stored_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&f.feedback_id)
-    .bind(f.received_at_ms)
-    .bind(&f.service_id)
-    .bind(&f.card_uuid)
-    .bind(&f.outcome)
-    .bind(f.outcome_at_ms)
-    .bind(json_list(&f.accepted_suggestions))
-    .bind(f.accepted_suggestions.len() as i64)
-    .bind(f.override_system.as_deref())
-    .bind(f.override_code.as_deref())
-    .bind(f.override_display.as_deref())
-    .bind(f.user_comment.as_deref())
-    .bind(delivery)
-    .bind(stored_at_ms)
-    .execute(&mut **tx)
-    .await?;
+    let per_row = columns.len();
+    let max_rows = (MAX_PARAMS / per_row).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Val>> = rows.by_ref().take(max_rows).collect();
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        let mut n = 0;
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for c in 0..per_row {
+                n += 1;
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                // SQLite resolves `$N` as a *named* parameter (a linear search per use, slow for
+                // thousands); `?N` is its numbered form. PostgreSQL only knows `$N`.
+                sql.push(match backend {
+                    Backend::Sqlite => '?',
+                    Backend::Postgres => '$',
+                });
+                sql.push_str(&n.to_string());
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == 1);
+        for row in chunk {
+            for v in row {
+                q = match v {
+                    Val::Text(s) => q.bind(s),
+                    Val::Int(i) => q.bind(i),
+                    Val::OptInt(i) => q.bind(i),
+                    Val::Float(f) => q.bind(f),
+                };
+            }
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

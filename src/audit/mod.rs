@@ -365,6 +365,13 @@ impl AuditStore {
         let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(h) = handle {
             let _ = h.await;
+            let m = self.metrics();
+            tracing::info!(
+                records_committed = m.records_committed,
+                records_spooled = m.records_spooled,
+                spool_backlog = m.spool_backlog,
+                "audit trail closed"
+            );
         }
     }
 

@@ -385,7 +385,9 @@ async fn audit_write_throughput() {
     }
     for (name, url) in backends {
         let dir = tempfile::tempdir().unwrap();
-        let store = AuditStore::open(&settings_in(dir.path(), url)).await.unwrap();
+        let store = AuditStore::open(&settings_in(dir.path(), url))
+            .await
+            .unwrap();
         let data = seed::generate(n, 11, now(), 30, "svc");
         let orders: usize = data.calls.iter().map(|c| c.orders.len()).sum();
         // Concurrent callers (like concurrent hook requests): group commit.
@@ -423,4 +425,40 @@ async fn audit_write_throughput() {
         );
         store.shutdown().await;
     }
+}
+
+/// PostgreSQL refuses NUL bytes in text: that record goes to the dead-letter file, the others of
+/// its batch are stored, and the spool does not get stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_record_goes_to_dead_letter_postgres() {
+    let Some(url) = fresh_postgres_db().await else {
+        eprintln!("skipped: {} not set", testing::POSTGRES_ENV);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_in(dir.path(), Some(url));
+    let good = parse_feedback(
+        &json!({"feedback": [
+            {"card": "c-1", "outcome": "overridden", "overrideReason": {"userComment": "fine"},
+             "outcomeTimestamp": "2026-01-01T10:00:00Z"},
+            {"card": "c-2", "outcome": "overridden", "overrideReason": {"userComment": "bad \u{0} byte"},
+             "outcomeTimestamp": "2026-01-01T10:00:00Z"}
+        ]}),
+        "svc",
+        now(),
+    )
+    .unwrap();
+    {
+        let mut spool = spool::Spool::open(&settings.audit_spool_dir).unwrap();
+        let recs: Vec<SpoolRecord> = good.into_iter().map(SpoolRecord::Feedback).collect();
+        spool.append(&recs.iter().collect::<Vec<_>>()).unwrap();
+    }
+    let store = AuditStore::open(&settings).await.unwrap();
+    assert!(store.flush().await);
+    assert_eq!(store.metrics().dead_letter, 1);
+    let (_, _, f) = store.db().unwrap().counts().await.unwrap();
+    assert_eq!(f, 1);
+    let dl = std::fs::read_to_string(settings.audit_spool_dir.join("dead-letter.jsonl")).unwrap();
+    assert!(dl.contains("c-2"));
+    store.shutdown().await;
 }

@@ -104,7 +104,7 @@
   // ---- charts -------------------------------------------------------------------------------
   function emptyChart(node, msg) { clear(node); node.appendChild(el("div", { "class": "empty" }, msg || "No data for these filters.")); }
 
-  function timeline(node, points) {
+  function timeline(node, points, bucket) {
     clear(node);
     if (!points.length) return emptyChart(node);
     var W = 900, H = 230, L = 40, B = 30, T = 10, R = 10;
@@ -121,7 +121,9 @@
     var labelEvery = Math.ceil(n / 12);
     points.forEach(function (p, i) {
       var x = L + i * slot + (slot - bw) / 2, y0 = H - B, total = 0;
-      var grp = svg("g", { "class": "clickable", "data-day": day(p.t_ms) });
+      var hourly = bucket === "hour";
+      var label = hourly ? p.t.slice(11, 13) + "h" : day(p.t_ms).slice(5);
+      var grp = svg("g", { "class": "clickable", "data-t": p.t });
       keys.forEach(function (k) {
         var v = p[k[0]]; total += v;
         if (!v) return;
@@ -129,14 +131,18 @@
         y0 -= h;
         grp.appendChild(svg("rect", { x: x, y: y0, width: bw, height: h, "class": "bar " + k[1] }));
       });
-      grp.appendChild(svg("title", null, day(p.t_ms) + ": " + total + " orders (" + p.usually_not_appropriate + " usually not appropriate)"));
+      grp.appendChild(svg("title", null, (hourly ? p.t.slice(0, 16).replace("T", " ") : day(p.t_ms)) + ": " + total + " orders (" + p.usually_not_appropriate + " usually not appropriate)"));
       grp.addEventListener("click", function () {
         var p2 = currentParams();
-        p2.set("from", day(p.t_ms)); p2.set("to", day(p.t_ms));
+        if (hourly) {
+          p2.set("from", new Date(p.t_ms).toISOString()); p2.set("to", new Date(p.t_ms + 3600000).toISOString());
+        } else {
+          p2.set("from", day(p.t_ms)); p2.set("to", day(p.t_ms));
+        }
         setParams(p2);
       });
       s.appendChild(grp);
-      if (i % labelEvery === 0) s.appendChild(svg("text", { x: x + bw / 2, y: H - B + 16, "text-anchor": "middle", "class": "axis" }, day(p.t_ms).slice(5)));
+      if (i % labelEvery === 0) s.appendChild(svg("text", { x: x + bw / 2, y: H - B + 16, "text-anchor": "middle", "class": "axis" }, label));
     });
     node.appendChild(s);
     var lg = $("legend-timeline");
@@ -220,7 +226,7 @@
 
   function summary(s) {
     kpis(s);
-    timeline($("chart-timeline"), s.timeline.points);
+    timeline($("chart-timeline"), s.timeline.points, s.timeline.bucket);
     hbars($("chart-variant"), groupRows(s.by_variant, function (g) { return g.variant || "(no variant)"; }, "variant", function (g) { return g.variant; }), "variant", { labelWidth: 120 });
     hbars($("chart-procedure"), groupRows(s.by_procedure, function (g) { return g.procedure_name || "(not recognised)"; }, "procedure", function (g) { return g.procedure_id; }), "procedure", { labelWidth: 250 });
     hbars($("chart-reasons"), s.override_reasons.map(function (r) {
