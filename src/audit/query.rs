@@ -273,6 +273,49 @@ impl Filters {
         }
     }
 
+    /// `WHERE …` over `audit_calls c` when every filter is a call-level one (time, service, hook,
+    /// user, hook_instance, call, delivery); `None` when an order-level filter is set.
+    fn where_calls(&self, binds: &mut Vec<Bind>) -> Option<String> {
+        if self.variant.is_some()
+            || self.procedure.is_some()
+            || self.rating.is_some()
+            || self.category.is_some()
+            || self.pama.is_some()
+            || self.outcome.is_some()
+            || self.feedback.is_some()
+            || self.card.is_some()
+        {
+            return None;
+        }
+        let mut conds: Vec<String> = vec![];
+        if let Some(v) = self.from_ms {
+            binds.push(Bind::Int(v));
+            conds.push(format!("c.received_at_ms >= ${}", binds.len()));
+        }
+        if let Some(v) = self.to_ms {
+            binds.push(Bind::Int(v));
+            conds.push(format!("c.received_at_ms < ${}", binds.len()));
+        }
+        for (col, v) in [
+            ("c.service_id", &self.service),
+            ("c.hook", &self.hook),
+            ("c.user_id", &self.user),
+            ("c.hook_instance", &self.hook_instance),
+            ("c.call_id", &self.call),
+            ("c.delivery", &self.delivery),
+        ] {
+            if let Some(v) = v {
+                binds.push(Bind::Text(v.clone()));
+                conds.push(format!("{col} = ${}", binds.len()));
+            }
+        }
+        Some(if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        })
+    }
+
     /// True when only the time range (or nothing) is filtered.
     fn time_only(&self) -> bool {
         let mut f = self.clone();
@@ -777,10 +820,16 @@ pub async fn summary(db: &Db, filters: &Filters, bucket: Bucket) -> anyhow::Resu
     let t = rows
         .first()
         .ok_or_else(|| anyhow::anyhow!("no totals row"))?;
-    let calls = i(t, 0);
+    let mut calls = i(t, 0);
     let evaluated = i(t, 1);
     let cards = i(t, 2);
     let totals = group_counts(t, 3);
+    // Calls without draft orders count too when no order-level filter is set.
+    let mut binds = vec![];
+    if let Some(w) = filters.where_calls(&mut binds) {
+        let rows = fetch_all(db, format!("SELECT COUNT(*) FROM audit_calls c {w}"), binds).await?;
+        calls = rows.first().map(|r| i(r, 0)).unwrap_or(calls);
+    }
 
     // Outcomes and categories.
     let mut binds = vec![];
@@ -963,16 +1012,22 @@ pub async fn summary(db: &Db, filters: &Filters, bucket: Bucket) -> anyhow::Resu
     };
 
     let mut binds = vec![];
-    let w = filters.where_orders(&mut binds);
-    let rows = fetch_all(
-        db,
-        format!(
-            "SELECT c.delivery, COUNT(*) FROM audit_calls c WHERE c.call_id IN \
-             (SELECT o.call_id FROM audit_orders o {w}) GROUP BY c.delivery ORDER BY 1"
-        ),
-        binds,
-    )
-    .await?;
+    let sql = match filters.where_calls(&mut binds) {
+        Some(w) => {
+            format!(
+                "SELECT c.delivery, COUNT(*) FROM audit_calls c {w} GROUP BY c.delivery ORDER BY 1"
+            )
+        }
+        None => {
+            binds.clear();
+            let w = filters.where_orders(&mut binds);
+            format!(
+                "SELECT c.delivery, COUNT(*) FROM audit_calls c WHERE c.call_id IN \
+                 (SELECT o.call_id FROM audit_orders o {w}) GROUP BY c.delivery ORDER BY 1"
+            )
+        }
+    };
+    let rows = fetch_all(db, sql, binds).await?;
     let mut delivery = serde_json::Map::new();
     for r in &rows {
         delivery.insert(r.try_get::<String, _>(0)?, json!(i(r, 1)));

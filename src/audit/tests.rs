@@ -101,6 +101,11 @@ async fn round_trip_body(settings: crate::configuration::Settings) {
     let (c, o, _) = store.db().unwrap().counts().await.unwrap();
     assert_eq!(c, 41);
     assert_eq!(o as usize, orders);
+    let s = query::summary(store.db().unwrap(), &Filters::default(), Bucket::Day)
+        .await
+        .unwrap();
+    assert_eq!(s["calls"], 41, "calls without orders are counted");
+    assert_eq!(s["delivery"]["committed"], 41);
     store.shutdown().await;
 }
 
