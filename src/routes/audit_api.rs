@@ -10,6 +10,8 @@
 //!   for the timeline.
 //! - `GET /audit/api/feedback` — feedback entries with the evaluation they belong to; filters
 //!   `from`, `to`, `service`, `outcome`, `card`, `linked` (true|false).
+//! - `GET /audit/api/metrics` — audit counters (committed, spooled, backlog, undelivered, …) in
+//!   Prometheus text format.
 //!
 //! Evaluation filters: `from`, `to` (RFC 3339 or YYYY-MM-DD; `to` exclusive, a date means the
 //! whole day), `service`, `hook`, `variant` (`none` = no variant), `procedure` (`none`),
@@ -322,6 +324,18 @@ pub async fn feedback(
     })))
 }
 
+/// `GET /audit/api/metrics`: the audit counters in Prometheus text format.
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    check_admin(&req, &state)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("text/plain; version=0.0.4")
+        .body(state.audit.metrics().prometheus()))
+}
+
 /// Registers the routes (called from `startup.rs`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/audit/api/evaluations", web::get().to(evaluations))
@@ -331,5 +345,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(evaluations_json),
         )
         .route("/audit/api/summary", web::get().to(summary))
-        .route("/audit/api/feedback", web::get().to(feedback));
+        .route("/audit/api/feedback", web::get().to(feedback))
+        .route("/audit/api/metrics", web::get().to(metrics));
 }

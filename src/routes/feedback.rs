@@ -1,7 +1,8 @@
 //! `POST /cds-services/{id}/feedback`: CDS Hooks 2.0 feedback, validated and stored in the audit
 //! trail before the answer (see `crate::audit::feedback` for the rules).
 //!
-//! Answers: 200 `{"received": n}` once every entry is stored (a repeated entry is stored once);
+//! Answers: 200 `{"received": n}` once every entry is stored or durably spooled (a repeated entry
+//! is stored once); 503 when not even the spool could take it (the client may resend);
 //! 400 OperationOutcome naming each bad element (`feedback[1].outcome`), nothing stored; 404 for
 //! an unknown service; 413 / 415 as for service calls. A card uuid this service does not know is
 //! accepted and stored unlinked (it may come from a record still in the spool, or from another
@@ -57,6 +58,14 @@ pub async fn feedback(
         delivery = delivery.as_str(),
         "feedback recorded"
     );
+    if !delivery.is_durable() {
+        // Unlike advice, feedback can wait: ask the client to send it again (idempotent).
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            IssueType::Transient,
+            "feedback could not be stored durably; send it again later",
+        ));
+    }
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(serde_json::json!({ "received": n }).to_string()))

@@ -242,4 +242,14 @@ async fn hook_calls_are_audited_before_the_answer() {
     let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["audit"]["records_committed"], 1, "{ready}");
     assert_eq!(ready["audit"]["undelivered"], 0);
+    let s = app.admin_json("/audit/api/summary").await;
+    assert_eq!(s["calls"], 1);
+    let m = app
+        .admin_get("/audit/api/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("vcf_cds_audit_records_committed_total 1"), "{m}");
+    assert!(m.contains("vcf_cds_audit_store_up 1"));
 }
