@@ -596,6 +596,50 @@ pub async fn list_evaluations_ordered(
     Ok((total, items))
 }
 
+/// Position after the last exported row: (received_at_ms, call_id, order_index).
+pub type ExportCursor = (i64, String, i64);
+
+/// One page of an export, oldest first, after `after` (keyset pagination: constant cost per
+/// page, no total).
+pub async fn export_page(
+    db: &Db,
+    filters: &Filters,
+    after: Option<&ExportCursor>,
+    limit: i64,
+) -> anyhow::Result<Vec<EvaluationItem>> {
+    let mut binds = vec![];
+    let mut w = filters.where_orders(&mut binds);
+    if let Some((ms, call, idx)) = after {
+        binds.push(Bind::Int(*ms));
+        let a = binds.len();
+        binds.push(Bind::Text(call.clone()));
+        binds.push(Bind::Int(*idx));
+        let cond = format!(
+            "(o.received_at_ms, o.call_id, o.order_index) > (${a}, ${}, ${})",
+            a + 1,
+            a + 2
+        );
+        w = if w.is_empty() {
+            format!("WHERE {cond}")
+        } else {
+            format!("{w} AND {cond}")
+        };
+    }
+    binds.push(Bind::Int(limit));
+    let sql = format!(
+        "SELECT {EVAL_COLUMNS} FROM audit_orders o JOIN audit_calls c ON c.call_id = o.call_id {w} \
+         ORDER BY o.received_at_ms, o.call_id, o.order_index LIMIT ${}",
+        binds.len()
+    );
+    let rows = fetch_all(db, sql, binds).await?;
+    let mut items = rows
+        .iter()
+        .map(eval_from_row)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    attach_feedback(db, &mut items).await?;
+    Ok(items)
+}
+
 async fn attach_feedback(db: &Db, items: &mut [EvaluationItem]) -> anyhow::Result<()> {
     let cards: Vec<String> = items.iter().filter_map(|i| i.card_uuid.clone()).collect();
     if cards.is_empty() {
@@ -777,8 +821,14 @@ const GROUP_COUNTS: &str = "COUNT(*), \
     CAST(COALESCE(SUM(CASE WHEN o.category = 'usually-appropriate' THEN 1 ELSE 0 END), 0) AS BIGINT), \
     CAST(COALESCE(SUM(CASE WHEN o.category IN ('may-be-appropriate', 'may-be-appropriate-disagreement') THEN 1 ELSE 0 END), 0) AS BIGINT), \
     CAST(COALESCE(SUM(CASE WHEN o.category = 'usually-not-appropriate' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM audit_feedback g WHERE g.card_uuid = o.card_uuid AND g.outcome = 'overridden') THEN 1 ELSE 0 END), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM audit_feedback g WHERE g.card_uuid = o.card_uuid AND g.outcome = 'accepted') THEN 1 ELSE 0 END), 0) AS BIGINT)";
+    CAST(COALESCE(SUM(COALESCE(fbk.ovr, 0)), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(COALESCE(fbk.acc, 0)), 0) AS BIGINT)";
+
+/// Per card: whether any feedback overrode / accepted it (joined as `fbk`).
+const FEEDBACK_FLAGS: &str = "LEFT JOIN (SELECT card_uuid, \
+    MAX(CASE WHEN outcome = 'overridden' THEN 1 ELSE 0 END) AS ovr, \
+    MAX(CASE WHEN outcome = 'accepted' THEN 1 ELSE 0 END) AS acc \
+    FROM audit_feedback GROUP BY card_uuid) fbk ON fbk.card_uuid = o.card_uuid";
 
 /// Counts of a group (variant, procedure, user) starting at column `at`.
 fn group_counts(r: &AnyRow, at: usize) -> Value {
@@ -803,7 +853,9 @@ pub async fn summary(db: &Db, filters: &Filters, bucket: Bucket) -> anyhow::Resu
         let mut binds = vec![];
         let w = filters.where_orders(&mut binds);
         (
-            format!("SELECT {extra_select}{GROUP_COUNTS} FROM audit_orders o {w} {group} {order}"),
+            format!(
+                "SELECT {extra_select}{GROUP_COUNTS} FROM audit_orders o {FEEDBACK_FLAGS} {w} {group} {order}"
+            ),
             binds,
         )
     };

@@ -426,13 +426,23 @@ pub async fn seed_store(store: &AuditStore, data: Generated) -> anyhow::Result<(
     if !pending.is_empty() {
         anyhow::bail!("{} records were not stored durably", pending.len());
     }
-    let mut entries = 0;
     let now = OffsetDateTime::now_utc();
+    let mut parsed = vec![];
     for (service, body) in data.feedback {
-        let parsed = parse_feedback(&body, &service, now)
-            .map_err(|e| anyhow::anyhow!("generated feedback invalid: {e:?}"))?;
-        entries += parsed.len();
-        store.record_feedback(parsed).await;
+        parsed.extend(
+            parse_feedback(&body, &service, now)
+                .map_err(|e| anyhow::anyhow!("generated feedback invalid: {e:?}"))?,
+        );
+    }
+    let entries = parsed.len();
+    // Many entries per request, like an EHR sending feedback in batches.
+    let mut rest = parsed;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(500));
+        if !store.record_feedback(rest).await.is_durable() {
+            anyhow::bail!("feedback was not stored durably");
+        }
+        rest = tail;
     }
     Ok((calls, entries))
 }

@@ -168,14 +168,16 @@ async fn export(
     struct St {
         store: AuditStore,
         filters: Filters,
-        offset: i64,
+        after: Option<query::ExportCursor>,
+        first: bool,
         started: bool,
         done: bool,
     }
     let st = St {
         store,
         filters,
-        offset: 0,
+        after: None,
+        first: true,
         started: false,
         done: false,
     };
@@ -196,12 +198,8 @@ async fn export(
             }
         }
         let db = st.store.db()?;
-        let page = Page {
-            limit: PAGE,
-            offset: st.offset,
-        };
-        let items = match query::list_evaluations_ordered(db, &st.filters, page, true).await {
-            Ok((_, items)) => items,
+        let items = match query::export_page(db, &st.filters, st.after.as_ref(), PAGE).await {
+            Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %e, "audit export aborted");
                 st.done = true;
@@ -222,16 +220,19 @@ async fn export(
                 let _ = w.flush();
             }
             Export::Json => {
-                for (i, it) in items.iter().enumerate() {
-                    if st.offset > 0 || i > 0 {
+                for it in &items {
+                    if !st.first {
                         out.push(b',');
                     }
+                    st.first = false;
                     let _ = serde_json::to_writer(&mut out, it);
                     out.push(b'\n');
                 }
             }
         }
-        st.offset += items.len() as i64;
+        if let Some(last) = items.last() {
+            st.after = Some((last.received_at_ms, last.call_id.clone(), last.order_index));
+        }
         if (items.len() as i64) < PAGE {
             st.done = true;
             if kind == Export::Json {
