@@ -110,14 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             allow_unauthenticated,
         } => {
-            let mut settings = Settings::load(config.config.as_deref())?;
-            if let Some(listen) = listen {
-                settings.listen = listen;
-            }
-            if allow_unauthenticated {
-                settings.allow_unauthenticated = true;
-            }
-            settings.validate()?;
+            let settings = serve_settings(&config, listen, allow_unauthenticated)?;
             crate::telemetry::init(settings.log_format, &settings.log_level, std::io::stderr);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -226,7 +219,12 @@ fn evaluate(
             } else {
                 processed.body.to_string()
             };
-            println!("{text}");
+            // A closed pipe (`| head`) is not an error worth a panic.
+            use std::io::Write;
+            match writeln!(std::io::stdout(), "{text}") {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -248,4 +246,22 @@ fn service_ids() -> String {
         .map(|s| s.id)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Settings for `serve`: defaults < file < `VCF_CDS_*` < flags. Whether they may start is
+/// decided by [`crate::auth::startup_mode`] in `Application::build`.
+pub fn serve_settings(
+    config: &ConfigArgs,
+    listen: Option<String>,
+    allow_unauthenticated: bool,
+) -> anyhow::Result<Settings> {
+    let mut settings = Settings::load(config.config.as_deref())?;
+    if let Some(listen) = listen {
+        settings.listen = listen;
+    }
+    if allow_unauthenticated {
+        settings.allow_unauthenticated = true;
+    }
+    settings.validate()?;
+    Ok(settings)
 }

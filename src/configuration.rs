@@ -23,19 +23,24 @@ pub enum LogFormat {
 pub struct TrustedIssuer {
     /// Expected `iss` claim.
     pub iss: String,
-    /// Where the issuer's JWK Set is fetched from (https, or loopback http for tests).
+    /// Where the issuer's JWK Set is fetched from (https, or loopback http for tests). Cached
+    /// for an hour, refetched on an unknown `kid` at most every 30 s; also an accepted `jku`.
+    /// Exactly one of `jwks_url` and `jwks_file` must be set.
     #[serde(default)]
     pub jwks_url: Option<String>,
-    /// A JWK Set file exchanged out of band.
+    /// A JWK Set file exchanged out of band (public keys only; read at start-up).
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
-    /// Accepted signature algorithms (default ES384 and RS384).
+    /// Accepted signature algorithms (default ES384 and RS384; also ES256, RS256, RS512, PS256,
+    /// PS384, PS512). `none` and HMAC algorithms are refused at start-up.
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,
     /// Expected `tenant` claim, when the EHR sends one.
     #[serde(default)]
     pub tenant: Option<String>,
-    /// `jku` header values honoured for this issuer; a `jku` not on this list is rejected.
+    /// `jku` header values honoured for this issuer; a token whose `jku` is neither on this list
+    /// nor `jwks_url` is rejected without fetching it. With `jwks_url`, each listed URL is
+    /// fetched (same limits); with `jwks_file`, listed URLs name the file's keys (never fetched).
     #[serde(default)]
     pub jku_allowlist: Vec<String>,
     /// FHIR server base URLs this issuer may send as `fhirServer` (in addition to
@@ -195,9 +200,18 @@ impl Settings {
             url::Url::parse(o)
                 .map_err(|_| ConfigError(format!("cors_origins: {o:?} is not an origin")))?;
         }
+        // security (issue 5): the same strict parsing the allowlist check applies, so a base
+        // URL that could never match is reported at start-up instead of being ignored.
         for s in &self.trusted_fhir_servers {
-            url::Url::parse(s)
-                .map_err(|_| ConfigError(format!("trusted_fhir_servers: {s:?} is not a URL")))?;
+            crate::trust::check_trusted_base(s)
+                .map_err(|e| ConfigError(format!("trusted_fhir_servers: {e}")))?;
+        }
+        for i in &self.trusted_issuers {
+            for s in &i.fhir_servers {
+                crate::trust::check_trusted_base(s).map_err(|e| {
+                    ConfigError(format!("trusted_issuers {:?} fhir_servers: {e}", i.iss))
+                })?;
+            }
         }
         for i in &self.trusted_issuers {
             if i.jwks_url.is_none() && i.jwks_file.is_none() {

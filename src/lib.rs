@@ -6,11 +6,14 @@
 //! the shell around it: HTTP, prefetch and FHIR fetching, auth, audit store and CLI.
 
 pub mod audit;
+pub mod auth;
 pub mod cds;
 pub mod cli;
 pub mod configuration;
 pub mod error;
 pub mod knowledge_source;
+pub mod limits;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod trust;

@@ -1,6 +1,7 @@
 //! Builds the application: shared state, the actix-web app with its middleware and routes, and
 //! the listening server.
 
+use crate::auth::Authenticator;
 use crate::cds::discovery;
 use crate::cds::fetch::FhirClient;
 use crate::configuration::Settings;
@@ -14,7 +15,8 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
 use std::net::TcpListener;
 use std::sync::Arc;
-use vcf_engine::evaluate::{Evaluation, EvaluationRequest};
+use vcf_engine::Engine;
+use vcf_engine::evaluate::{Evaluation, EvaluationRequest, Options, RandomIds};
 use vcf_engine::knowledge::Knowledge;
 
 /// State shared by all workers.
@@ -26,6 +28,10 @@ pub struct AppState {
     /// Prefetch templates by key (also used for the FHIR fallback).
     pub prefetch_templates: serde_json::Map<String, serde_json::Value>,
     pub fhir: FhirClient,
+    /// The clinical engine (knowledge indexed once).
+    pub engine: Engine,
+    /// Card and rating switches from configuration.
+    pub options: Options,
     /// Compliance audit trail (disabled unless set by `Application::build`).
     pub audit: crate::audit::AuditStore,
 }
@@ -36,26 +42,29 @@ impl AppState {
         let discovery = discovery::discovery(&knowledge).to_string();
         let prefetch_templates = discovery::prefetch_templates(&knowledge);
         let fhir = FhirClient::new(&settings)?;
+        let knowledge = Arc::new(knowledge);
+        let engine = Engine::from_arc(knowledge.clone())
+            .map_err(|e| anyhow::anyhow!("knowledge cannot be indexed: {e}"))?;
+        let options = Options {
+            cards_for_appropriate: settings.cards_for_appropriate,
+            legacy_system_actions: settings.legacy_system_actions,
+            qcdsm_consulted: settings.qcdsm_consulted.clone(),
+        };
         Ok(AppState {
             settings,
-            knowledge: Arc::new(knowledge),
+            knowledge,
             discovery,
             prefetch_templates,
             fhir,
+            engine,
+            options,
             audit: crate::audit::AuditStore::disabled(),
         })
     }
 
     /// Runs the clinical engine.
     pub fn evaluate(&self, req: &EvaluationRequest<'_>) -> Evaluation {
-        // The clinical engine (issue 3) plugs in here; until it lands no order is rated.
-        let _ = req;
-        Evaluation {
-            knowledge_version: self.knowledge.version.clone(),
-            guideline_id: self.knowledge.guideline.id.clone(),
-            orders: vec![],
-            response: Default::default(),
-        }
+        self.engine.evaluate(req, &self.options, &mut RandomIds)
     }
 }
 
@@ -69,6 +78,7 @@ pub struct Application {
 impl Application {
     /// Binds `settings.listen` (port 0 picks a free port) and builds the server.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let authenticator = web::Data::new(build_authenticator(&settings)?);
         let listener = TcpListener::bind(&settings.listen)?;
         let port = listener.local_addr()?.port();
         let audit = crate::audit::AuditStore::open(&settings).await?;
@@ -80,7 +90,7 @@ impl Application {
             knowledge = %state.knowledge.version,
             "vcf-cds listening"
         );
-        let server = run(listener, state)?;
+        let server = run(listener, state, authenticator)?;
         Ok(Application {
             port,
             server,
@@ -138,13 +148,21 @@ async fn access_log(
     res
 }
 
-fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
+fn run(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    authenticator: web::Data<Authenticator>,
+) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(web::PathConfig::default().error_handler(|e, _| {
                 ApiError::bad_request("", format!("invalid path: {e}")).into()
             }))
+            // security (issue 5): JWT verification of /cds-services calls. Innermost, so CORS
+            // answers preflight first and adds its headers to 401 answers too.
+            .app_data(authenticator.clone())
+            .wrap(from_fn(crate::auth::middleware::require_auth))
             .wrap(cors(&state.settings))
             .wrap(from_fn(access_log))
             .route("/healthz", web::get().to(routes::health::healthz))
@@ -184,4 +202,27 @@ async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     } else {
         ApiError::not_found(format!("no such endpoint: {} {path}", req.method())).error_response()
     }
+}
+
+// ---- security (issue 5) ----
+
+/// Decides the authentication mode (refusing to start when the service would be open on a
+/// non-loopback address), says so loudly when authentication is off or the public sandbox key
+/// is trusted, and builds the JWT verifier. Runs before the listener is bound.
+pub fn build_authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
+    let mode = crate::auth::startup_mode(settings).map_err(anyhow::Error::msg)?;
+    if let Some(warning) = mode.warning(settings) {
+        tracing::warn!("{warning}");
+    }
+    if settings.trust_sandbox {
+        tracing::warn!("{}", crate::auth::sandbox::SANDBOX_WARNING);
+    }
+    let authenticator = Authenticator::new(settings).map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        mode = ?authenticator.mode(),
+        issuers = settings.trusted_issuers.len() + usize::from(settings.trust_sandbox),
+        open_discovery = settings.open_discovery,
+        "authentication configured"
+    );
+    Ok(authenticator)
 }

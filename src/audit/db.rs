@@ -132,13 +132,27 @@ fn encode_path(s: &str) -> String {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "audit schema".into(),
-        MigrationType::Simple,
-        sqlx::AssertSqlSafe(include_str!("migrations/0001_audit_schema.sql")).into_sql_str(),
-        false,
-    )])
+    let m = |version: i64, description: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            description.into(),
+            MigrationType::Simple,
+            sqlx::AssertSqlSafe(sql).into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        m(
+            1,
+            "audit schema",
+            include_str!("migrations/0001_audit_schema.sql"),
+        ),
+        m(
+            2,
+            "suggestions and safety notes",
+            include_str!("migrations/0002_suggestions_and_safety_notes.sql"),
+        ),
+    ])
 }
 
 /// The store connection. Created lazily: nothing is contacted until first use, so start-up
@@ -333,6 +347,8 @@ const ORDER_COLUMNS: &[&str] = &[
     "deciding_facts",
     "card_uuid",
     "suggestion_uuids",
+    "suggestions",
+    "safety_notes",
 ];
 
 const FEEDBACK_COLUMNS: &[&str] = &[
@@ -413,6 +429,8 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
                         t(&json_list(&o.deciding_facts)),
                         ot(&o.card_uuid),
                         t(&json_list(&o.suggestion_uuids)),
+                        t(&serde_json::to_string(&o.suggestions).unwrap_or_else(|_| "[]".into())),
+                        t(&json_list(&o.safety_notes)),
                     ]);
                 }
             }

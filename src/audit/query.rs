@@ -446,6 +446,9 @@ pub struct EvaluationItem {
     pub deciding_facts: Vec<String>,
     pub card_uuid: Option<String>,
     pub suggestion_uuids: Vec<String>,
+    /// The alternatives offered, best first.
+    pub suggestions: Vec<Value>,
+    pub safety_notes: Vec<String>,
     pub feedback: Vec<FeedbackItem>,
 }
 
@@ -471,7 +474,8 @@ const EVAL_COLUMNS: &str = "o.call_id, o.order_index, o.received_at_ms, o.servic
     c.guideline_id, c.latency_ms, c.delivery, o.order_ref, o.order_codes, o.selected, o.outcome, \
     o.procedure_id, o.procedure_name, o.region, o.contrast, o.matched_code, o.candidate_variants, \
     o.chosen_variant, o.rating, o.category, o.evidence, o.pama_rating, o.consult_id, \
-    o.assumptions, o.deciding_facts, o.card_uuid, o.suggestion_uuids";
+    o.assumptions, o.deciding_facts, o.card_uuid, o.suggestion_uuids, o.suggestions, \
+    o.safety_notes";
 
 fn eval_from_row(r: &AnyRow) -> anyhow::Result<EvaluationItem> {
     let ms: i64 = r.try_get("received_at_ms")?;
@@ -510,6 +514,11 @@ fn eval_from_row(r: &AnyRow) -> anyhow::Result<EvaluationItem> {
         deciding_facts: json_list(r.try_get("deciding_facts")?),
         card_uuid: r.try_get("card_uuid")?,
         suggestion_uuids: json_list(r.try_get("suggestion_uuids")?),
+        suggestions: r
+            .try_get::<Option<String>, _>("suggestions")?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
+        safety_notes: json_list(r.try_get("safety_notes")?),
         feedback: vec![],
     })
 }
@@ -1152,6 +1161,8 @@ pub const CSV_HEADER: &[&str] = &[
     "deciding_facts",
     "card_uuid",
     "suggestion_uuids",
+    "suggestions",
+    "safety_notes",
     "feedback_accepted",
     "feedback_overridden",
     "override_reasons",
@@ -1229,6 +1240,20 @@ pub fn csv_record(e: &EvaluationItem) -> Vec<String> {
         cell(&e.deciding_facts.join(" | ")),
         opt(&e.card_uuid),
         cell(&e.suggestion_uuids.join(" ")),
+        cell(
+            &e.suggestions
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} ({})",
+                        s.get("label").and_then(Value::as_str).unwrap_or(""),
+                        s.get("rating").map(Value::to_string).unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" | "),
+        ),
+        cell(&e.safety_notes.join(" | ")),
         accepted.to_string(),
         overridden.to_string(),
         cell(&reasons.join(" | ")),
@@ -1285,6 +1310,6 @@ mod tests {
     fn csv_cells_are_defused() {
         assert_eq!(cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(cell("V1"), "V1");
-        assert_eq!(CSV_HEADER.len(), 34);
+        assert_eq!(CSV_HEADER.len(), 36);
     }
 }

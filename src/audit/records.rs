@@ -78,6 +78,12 @@ pub struct StoredOrder {
     pub deciding_facts: Vec<String>,
     pub card_uuid: Option<String>,
     pub suggestion_uuids: Vec<String>,
+    /// The alternatives offered (procedure, rating, category, label, codes, uuid, recommended).
+    #[serde(default)]
+    pub suggestions: Vec<serde_json::Value>,
+    /// Alternatives withheld and safety notes shown on the card.
+    #[serde(default)]
+    pub safety_notes: Vec<String>,
 }
 
 /// One validated feedback entry as stored.
@@ -181,6 +187,12 @@ impl StoredOrder {
             deciding_facts: o.deciding_facts.clone(),
             card_uuid: o.card_uuid.clone(),
             suggestion_uuids: o.suggestion_uuids.clone(),
+            suggestions: o
+                .suggestions
+                .iter()
+                .filter_map(|s| serde_json::to_value(s).ok())
+                .collect(),
+            safety_notes: o.safety_notes.clone(),
         }
     }
 }

@@ -7,7 +7,9 @@ use super::feedback::parse_feedback;
 use super::records::HookCallRecord;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use vcf_engine::evaluate::{OrderEvaluation, Outcome, PamaRating, RecognizedProcedure};
+use vcf_engine::evaluate::{
+    OrderEvaluation, Outcome, PamaRating, RecognizedProcedure, SuggestionRecord,
+};
 use vcf_engine::knowledge::{Category, Contrast, Region};
 
 /// splitmix64: small, deterministic, good enough for test data.
@@ -316,6 +318,8 @@ pub fn generate(
                 deciding_facts: vec![],
                 card_uuid: None,
                 suggestion_uuids: vec![],
+                suggestions: vec![],
+                safety_notes: vec![],
             };
             if roll < 12 {
                 // Ambiguous: two candidate variants disagree.
@@ -337,6 +341,36 @@ pub fn generate(
                 o.card_uuid = Some(rng.uuid());
                 if o.category == Some(Category::UsuallyNotAppropriate) {
                     o.suggestion_uuids = (0..1 + rng.below(2)).map(|_| rng.uuid()).collect();
+                    // The best-rated alternatives of the variant.
+                    let mut best: Vec<&Row> = rows.iter().filter(|r| r.1 >= 7).collect();
+                    best.sort_by_key(|r| std::cmp::Reverse(r.1));
+                    o.suggestions = o
+                        .suggestion_uuids
+                        .iter()
+                        .zip(best)
+                        .enumerate()
+                        .map(|(k, (uuid, r))| {
+                            let p = PROCS
+                                .iter()
+                                .find(|p| p.id == r.0)
+                                .expect("procedure in table");
+                            SuggestionRecord {
+                                procedure_id: p.id.into(),
+                                rating: r.1,
+                                category: category_of(r.1, false),
+                                label: format!("Order {} instead", p.name),
+                                codes: vec![p.code.into()],
+                                uuid: uuid.clone(),
+                                recommended: k == 0,
+                            }
+                        })
+                        .collect();
+                    if p.contrast == Contrast::With && rng.chance(0.3) {
+                        o.safety_notes.push(
+                            "Contrast alternative withheld: eGFR below the configured threshold."
+                                .into(),
+                        );
+                    }
                 }
             }
             if let Some(card) = &o.card_uuid {
@@ -412,6 +446,8 @@ fn unrecognized(order_ref: String) -> OrderEvaluation {
         deciding_facts: vec![],
         card_uuid: None,
         suggestion_uuids: vec![],
+        suggestions: vec![],
+        safety_notes: vec![],
     }
 }
 

@@ -84,6 +84,13 @@ async fn round_trip_body(settings: crate::configuration::Settings) {
     let data = seed::generate(40, 1, now(), 3, "svc");
     let orders: usize = data.calls.iter().map(|c| c.orders.len()).sum();
     let first = data.calls[0].clone();
+    let with_suggestions = data
+        .calls
+        .iter()
+        .flat_map(|c| &c.orders)
+        .find(|o| !o.suggestions.is_empty())
+        .cloned()
+        .expect("an order with suggestions");
     let (calls, _) = seed::seed_store(&store, data).await.unwrap();
     assert_eq!(calls, 40);
     let m = store.metrics();
@@ -131,6 +138,28 @@ async fn round_trip_body(settings: crate::configuration::Settings) {
     .unwrap();
     assert_eq!(total as usize, orders);
     assert_eq!(page.len(), 7);
+    let (_, items) = query::list_evaluations(
+        store.db().unwrap(),
+        &Filters {
+            card: with_suggestions.card_uuid.clone(),
+            ..Filters::default()
+        },
+        Page {
+            limit: 1,
+            offset: 0,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        items[0].suggestions.len(),
+        with_suggestions.suggestions.len()
+    );
+    assert_eq!(
+        items[0].suggestions[0]["uuid"],
+        with_suggestions.suggestions[0].uuid.as_str()
+    );
+    assert_eq!(items[0].safety_notes, with_suggestions.safety_notes);
     // A call without orders still gets its call row.
     let mut empty = first.clone();
     empty.orders.clear();

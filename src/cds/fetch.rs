@@ -67,6 +67,18 @@ pub enum FetchError {
     Invalid(String),
 }
 
+impl FetchError {
+    /// The error without any detail taken from the response (security, issue 5): parse errors
+    /// can quote resource content (names, dates), so logs get only this.
+    pub fn redacted(&self) -> String {
+        match self {
+            FetchError::Invalid(_) => "response is not valid FHIR JSON".into(),
+            FetchError::Connect(_) => "could not connect".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl FhirClient {
     pub fn new(settings: &Settings) -> anyhow::Result<FhirClient> {
         let http = reqwest::Client::builder()

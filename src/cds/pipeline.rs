@@ -1,8 +1,8 @@
 //! One hook call, end to end: request -> patient record -> evaluation -> response body.
 //! Shared by `POST /cds-services/{id}` and `vcf-cds evaluate` so both give the same answer.
 
+use crate::auth::VerifiedClient;
 use crate::cds::discovery::ServiceDef;
-use crate::cds::fetch::{normalize_base, under_base};
 use crate::cds::prefetch;
 use crate::cds::request::{self, HookRequest};
 use crate::configuration::Settings;
@@ -21,35 +21,10 @@ pub struct Processed {
     pub body: serde_json::Value,
 }
 
-/// Whether the service may fetch from `fhir_server`: configured trusted servers, or, in the
-/// open loopback mode (no trusted issuers), any loopback server.
+/// Whether the service may fetch from `fhir_server` for an unauthenticated caller (the CLI,
+/// the open loopback mode): see [`crate::trust::check_fhir_server`].
 pub fn default_trust(settings: &Settings, fhir_server: &str) -> Result<Url, String> {
-    let url = Url::parse(fhir_server).map_err(|_| "fhirServer is not a URL".to_owned())?;
-    let candidate = normalize_base(&url);
-    for trusted in &settings.trusted_fhir_servers {
-        if let Ok(t) = Url::parse(trusted)
-            && under_base(&normalize_base(&t), &candidate)
-        {
-            return Ok(url);
-        }
-    }
-    let loopback_host = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    if settings.trusted_fhir_servers.is_empty()
-        && settings.trusted_issuers.is_empty()
-        && settings.listens_on_loopback()
-        && loopback_host
-    {
-        return Ok(url);
-    }
-    Err(format!(
-        "fhirServer {} is not a trusted FHIR server",
-        url.origin().ascii_serialization()
-    ))
+    crate::trust::check_fhir_server(settings, &VerifiedClient::Anonymous, fhir_server)
 }
 
 /// Runs one hook call for `service`.
@@ -58,6 +33,17 @@ pub async fn process(
     service: &ServiceDef,
     body: &[u8],
 ) -> Result<Processed, ApiError> {
+    process_for(state, service, body, &VerifiedClient::Anonymous).await
+}
+
+/// Runs one hook call for `service` on behalf of `client` (whose issuer and tenant decide which
+/// FHIR servers are trusted).
+pub async fn process_for(
+    state: &AppState,
+    service: &ServiceDef,
+    body: &[u8],
+    client: &VerifiedClient,
+) -> Result<Processed, ApiError> {
     let request = request::parse(body, service.hook)?;
     let span = tracing::info_span!(
         "hook",
@@ -65,17 +51,21 @@ pub async fn process(
         hook_instance = %request.hook_instance,
         orders = request.draft_orders.len(),
     );
-    evaluate(state, request).instrument(span).await
+    evaluate(state, request, client).instrument(span).await
 }
 
-async fn evaluate(state: &AppState, request: HookRequest) -> Result<Processed, ApiError> {
-    let needs_record = request
-        .draft_orders
-        .iter()
-        .any(|o| o.selected && o.service_request.is_some());
+async fn evaluate(
+    state: &AppState,
+    request: HookRequest,
+    client: &VerifiedClient,
+) -> Result<Processed, ApiError> {
+    // No patient data is fetched unless an order of this guideline is to be rated.
+    let needs_record = state
+        .engine
+        .any_recognized(request.hook, &request.draft_orders);
     let record = if needs_record {
         let settings = &state.settings;
-        let trust = |server: &str| default_trust(settings, server);
+        let trust = |server: &str| crate::trust::check_fhir_server(settings, client, server);
         prefetch::gather(
             &request,
             &state.prefetch_templates,

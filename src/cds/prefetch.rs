@@ -240,7 +240,7 @@ async fn fetch_pending(
                     }
                     (Ok(Fetched::Outcome(_)), _) => {}
                     (Err(e), Pending::Template(_)) => {
-                        tracing::warn!(key = *key, error = %e, "FHIR fetch failed");
+                        tracing::warn!(key = *key, error = %e.redacted(), "FHIR fetch failed");
                         if matches!(state, KeyData::Unavailable(_)) {
                             *state = KeyData::Unavailable(format!(
                                 "fetching {key} from the FHIR server failed ({e})"
@@ -248,7 +248,7 @@ async fn fetch_pending(
                         }
                     }
                     (Err(e), Pending::NextPage(_)) => {
-                        tracing::warn!(key = *key, error = %e, "FHIR next page fetch failed");
+                        tracing::warn!(key = *key, error = %e.redacted(), "FHIR next page fetch failed");
                     }
                 }
             })

@@ -181,6 +181,16 @@ fn non_empty(s: String, path: &str) -> Result<String, InputError> {
 pub fn parse(body: &[u8], expected: Hook) -> Result<HookRequest, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("", "request body is not UTF-8 encoded JSON"))?;
+    // security (issue 5): hostile nesting is refused before any deserialization.
+    if crate::limits::json_too_deep(body, crate::limits::MAX_JSON_DEPTH) {
+        return Err(ApiError::bad_request(
+            "",
+            format!(
+                "request body nests JSON deeper than {} levels",
+                crate::limits::MAX_JSON_DEPTH
+            ),
+        ));
+    }
     require_object(text, "").map_err(|_| {
         ApiError::bad_request(
             "",
@@ -410,6 +420,13 @@ fn parse_draft_orders(raw: &RawValue, patient_id: &str) -> Result<Vec<DraftOrder
                 (header.resource_type.unwrap_or_default(), header.id, None)
             }
         };
+        // security (issue 5): resources of another FHIR version are refused, not ignored.
+        if let Some(version) = crate::limits::pre_r4_resource_type(&resource_type) {
+            return Err(InputError::new(
+                join_path(&epath, "resourceType"),
+                format!("{resource_type} is not a FHIR R4 resource ({version})"),
+            ));
+        }
         let service_request = if resource_type == "ServiceRequest" {
             let sr = ServiceRequest::parse(res.get(), &epath)?;
             check_subject(&sr, patient_id, &epath)?;

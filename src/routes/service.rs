@@ -1,12 +1,13 @@
 //! `POST /cds-services/{id}`: one hook call.
 
 use crate::audit::HookCallRecord;
+use crate::auth::VerifiedClient;
 use crate::cds::discovery;
 use crate::cds::pipeline;
 use crate::error::ApiError;
 use crate::routes::body;
 use crate::startup::AppState;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 pub async fn call_service(
     req: HttpRequest,
@@ -24,7 +25,13 @@ pub async fn call_service(
         ))
     })?;
     let bytes = body::read_json(&req, payload, state.settings.max_body_bytes).await?;
-    let processed = pipeline::process(&state, service, &bytes).await?;
+    // security (issue 5): the client verified by the auth middleware (Anonymous in open mode).
+    let client = req
+        .extensions()
+        .get::<VerifiedClient>()
+        .cloned()
+        .unwrap_or(VerifiedClient::Anonymous);
+    let processed = pipeline::process_for(&state, service, &bytes, &client).await?;
     // The answer is released only once its audit records are committed (or spooled).
     let record = HookCallRecord {
         received_at,

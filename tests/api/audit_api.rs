@@ -253,3 +253,97 @@ async fn hook_calls_are_audited_before_the_answer() {
     assert!(m.contains("vcf_cds_audit_records_committed_total 1"), "{m}");
     assert!(m.contains("vcf_cds_audit_store_up 1"));
 }
+
+/// The whole loop with the real engine: every hooks/ example is answered, its cards get
+/// feedback, and the trail shows the evaluations with their feedback (API, summary, CSV).
+#[tokio::test]
+async fn hook_calls_and_feedback_end_to_end() {
+    let app = spawn_seeded(None, |_| {}).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut cards = vec![];
+    for f in &files {
+        let mut req = read_json(f);
+        req["hookInstance"] = Value::String(uuid::Uuid::new_v4().to_string());
+        let r = app.call("vcf-order-select", &req).await;
+        assert_eq!(r.status(), 200, "{}", f.display());
+        let body: Value = r.json().await.unwrap();
+        for c in body["cards"].as_array().unwrap() {
+            let suggestion = c["suggestions"][0]["uuid"].as_str().map(str::to_owned);
+            cards.push((c["uuid"].as_str().unwrap().to_owned(), suggestion));
+        }
+    }
+    assert!(cards.len() >= 2, "the examples produce cards");
+    let (accepted_card, suggestion) = cards.iter().find(|(_, s)| s.is_some()).cloned().unwrap();
+    let overridden_card = cards
+        .iter()
+        .find(|(c, _)| *c != accepted_card)
+        .unwrap()
+        .0
+        .clone();
+    let fb = serde_json::json!({"feedback": [
+        {"card": accepted_card, "outcome": "accepted",
+         "acceptedSuggestions": [{"id": suggestion.unwrap()}],
+         "outcomeTimestamp": "2026-11-27T10:00:00Z"},
+        {"card": overridden_card, "outcome": "overridden",
+         "overrideReason": {"reason": {"system": "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes",
+            "code": "recipient-disagrees-evidence", "display": "Clinician disagrees"}},
+         "outcomeTimestamp": "2026-11-27T10:01:00Z"}
+    ]});
+    let r = app
+        .post_json("/cds-services/vcf-order-select/feedback", &fb)
+        .await;
+    assert_eq!(r.status(), 200);
+
+    let all = app.admin_json("/audit/api/evaluations?limit=100").await;
+    assert_eq!(all["total"], files.len() as i64, "one order per example");
+    let variants: std::collections::BTreeSet<String> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["chosen_variant"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        variants.len(),
+        files.len(),
+        "every variant once: {variants:?}"
+    );
+    let acc = app
+        .admin_json(&format!("/audit/api/evaluations?card={accepted_card}"))
+        .await;
+    assert_eq!(acc["items"][0]["feedback"][0]["outcome"], "accepted");
+    assert!(
+        !acc["items"][0]["suggestions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        acc["items"][0]["consult_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:uuid:")
+    );
+    let s = app.admin_json("/audit/api/summary").await;
+    assert_eq!(s["calls"], files.len() as i64);
+    assert_eq!(s["orders_rated"], files.len() as i64);
+    assert_eq!(s["feedback"]["cards_accepted"], 1);
+    assert_eq!(s["feedback"]["cards_overridden"], 1);
+    assert_eq!(s["feedback"]["unlinked_entries"], 0);
+    assert_eq!(
+        s["override_reasons"][0]["code"],
+        "recipient-disagrees-evidence"
+    );
+    let csv = app
+        .admin_get("/audit/api/evaluations.csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), files.len() + 1);
+}

@@ -58,30 +58,52 @@ async fn inferno_requests_are_accepted() {
 #[tokio::test]
 async fn pama_connectathon_requests() {
     let app = spawn_app().await;
-    for file in [
-        "scenario-01-outbound-request.json",
-        "scenario-02-outbound-request.json",
-    ] {
-        let v = read_json(&shared_file(&format!(
-            "cds-hooks/artifacts/argonaut-cds-hooks-for-pama/examples/{file}"
-        )));
-        // As published: no prefetch and an external fhirServer that is not trusted here, so the
-        // patient's conditions cannot be obtained.
-        let outcome = assert_outcome(app.call("vcf-order-select", &v).await, 412).await;
-        assert_eq!(expressions(&outcome), ["prefetch.conditions"], "{file}");
+    let dir = "cds-hooks/artifacts/argonaut-cds-hooks-for-pama/examples";
+    // Scenario 1 (CT lumbar spine without and with contrast) as published: no prefetch and an
+    // external fhirServer that is not trusted here, so the conditions cannot be obtained.
+    let mut v = read_json(&shared_file(&format!(
+        "{dir}/scenario-01-outbound-request.json"
+    )));
+    let outcome = assert_outcome(app.call("vcf-order-select", &v).await, 412).await;
+    assert_eq!(expressions(&outcome), ["prefetch.conditions"]);
 
-        // With the patient's data prefetched the request is evaluated.
-        let mut v = v;
-        v["prefetch"] = json!({
-            "patient": {"resourceType": "Patient", "id": "MRI-59879846", "birthDate": "1961-04-10"},
-            "conditions": {"resourceType": "Bundle", "type": "searchset", "entry": []},
-            "procedures": {"resourceType": "Bundle", "type": "searchset", "entry": []},
-            "observations": {"resourceType": "Bundle", "type": "searchset", "entry": []},
-            "reports": {"resourceType": "Bundle", "type": "searchset", "entry": []}
-        });
-        let r = app.call("vcf-order-select", &v).await;
-        assert_eq!(r.status().as_u16(), 200, "{file}");
-        let body: Value = r.json().await.unwrap();
-        assert!(body["cards"].is_array());
-    }
+    // With the patient's data prefetched: no fracture on record, so this guideline does not
+    // apply and the order is rated `no-criteria-apply` without a card.
+    v["prefetch"] = json!({
+        "patient": {"resourceType": "Patient", "id": "MRI-59879846", "birthDate": "1961-04-10"},
+        "conditions": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+        "procedures": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+        "observations": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+        "reports": {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    });
+    let body: Value = app.call("vcf-order-select", &v).await.json().await.unwrap();
+    assert_eq!(body["cards"], json!([]));
+    let ext = &body["systemActions"][0]["resource"]["extension"][0];
+    assert_eq!(
+        ext["valueCodeableConcept"]["coding"][0]["code"],
+        "no-criteria-apply"
+    );
+
+    // With a recent osteoporotic L-spine fracture the same order is usually not appropriate.
+    v["prefetch"]["conditions"]["entry"] = json!([{"resource": {"resourceType": "Condition",
+        "id": "c1", "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M80.08XA"}]},
+        "recordedDate": "2026-11-01"}}]);
+    v["context"]["draftOrders"]["entry"][0]["resource"]["authoredOn"] = json!("2026-11-20");
+    let body: Value = app.call("vcf-order-select", &v).await.json().await.unwrap();
+    assert_eq!(body["cards"][0]["indicator"], "warning");
+    let ext = &body["systemActions"][0]["resource"]["extension"][0];
+    assert_eq!(
+        ext["valueCodeableConcept"]["coding"][0]["code"],
+        "not-appropriate"
+    );
+    assert_eq!(body["extension"]["systemActions"], body["systemActions"]);
+
+    // Scenario 2 (CT angiogram of the chest) is not a procedure of this guideline: no patient
+    // data is needed, nothing is fetched, no card and no rating.
+    let v = read_json(&shared_file(&format!(
+        "{dir}/scenario-02-outbound-request.json"
+    )));
+    let r = app.call("vcf-order-select", &v).await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"cards": []}));
 }

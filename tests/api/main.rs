@@ -12,4 +12,5 @@ mod examples;
 mod feedback;
 mod health;
 mod helpers;
+mod hooks_examples;
 mod prefetch;

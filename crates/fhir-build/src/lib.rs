@@ -44,6 +44,8 @@ pub struct NewServiceRequest {
     pub reason_code: Vec<ConceptSpec>,
     pub reason_reference: Vec<String>,
     pub body_site: Vec<ConceptSpec>,
+    /// Specialty the request is addressed to (referrals).
+    pub performer_type: Option<ConceptSpec>,
     pub note: Option<String>,
 }
 
@@ -105,37 +107,41 @@ pub fn service_request_json(spec: &NewServiceRequest) -> Result<serde_json::Valu
         .intent
         .parse()
         .map_err(|_| BuildError::Intent(spec.intent.clone()))?;
-    let mut b = ServiceRequest::builder()
+    // Only the required elements go through the (owned, large) ServiceRequest builder: every
+    // setter moves the whole builder, so the optional elements are assigned on the built
+    // resource instead (its fields are public).
+    let mut resource = ServiceRequest::builder()
         .status(RequestStatus::Draft)
         .intent(intent)
-        .code(concept(&spec.code)?)
         .subject(reference(&spec.subject)?)
-        .category(concepts(&spec.category)?)
-        .reason_code(concepts(&spec.reason_code)?)
-        .body_site(concepts(&spec.body_site)?)
-        .reason_reference(
-            spec.reason_reference
-                .iter()
-                .map(|r| reference(r).map(Some))
-                .collect::<Result<Vec<_>, _>>()?,
-        );
-    if let Some(id) = &spec.id {
-        b = b.id(id.clone());
-    }
+        .build()
+        .map_err(builder_err("ServiceRequest"))?;
+    resource.id = spec.id.clone();
+    resource.code = Some(concept(&spec.code)?);
+    resource.category = concepts(&spec.category)?;
+    resource.reason_code = concepts(&spec.reason_code)?;
+    resource.body_site = concepts(&spec.body_site)?;
+    resource.reason_reference = spec
+        .reason_reference
+        .iter()
+        .map(|r| reference(r).map(Some))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(encounter) = &spec.encounter {
-        b = b.encounter(reference(encounter)?);
+        resource.encounter = Some(reference(encounter)?);
     }
     if let Some(requester) = &spec.requester {
-        b = b.requester(reference(requester)?);
+        resource.requester = Some(reference(requester)?);
+    }
+    if let Some(performer_type) = &spec.performer_type {
+        resource.performer_type = Some(concept(performer_type)?);
     }
     if let Some(note) = &spec.note {
         let annotation = Annotation::builder()
             .text(note.clone())
             .build()
             .map_err(builder_err("Annotation"))?;
-        b = b.note(vec![Some(annotation)]);
+        resource.note = vec![Some(annotation)];
     }
-    let resource = b.build().map_err(builder_err("ServiceRequest"))?;
     Ok(serde_json::to_value(&resource)?)
 }
 

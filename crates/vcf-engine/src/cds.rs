@@ -183,6 +183,25 @@ impl Card {
 }
 
 impl Action {
+    /// The action as JSON (a clone; cheaper than serializing through `serde_json::to_value`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        let t = match self.action_type {
+            ActionType::Create => "create",
+            ActionType::Update => "update",
+            ActionType::Delete => "delete",
+        };
+        m.insert("type".into(), t.into());
+        m.insert("description".into(), self.description.clone().into());
+        if let Some(r) = &self.resource {
+            m.insert("resource".into(), r.clone());
+        }
+        if let Some(id) = &self.resource_id {
+            m.insert("resourceId".into(), id.clone().into());
+        }
+        serde_json::Value::Object(m)
+    }
+
     /// `delete` carries `resourceId` and no resource; `create` / `update` carry a resource.
     pub fn check(&self) -> Result<(), RuleViolation> {
         match self.action_type {
@@ -242,6 +261,17 @@ mod tests {
             r#"{"summary":"s","indicator":"info","source":{"label":"l"}}"#
         );
         card.check().unwrap();
+    }
+
+    #[test]
+    fn action_json_matches_serde() {
+        let a = Action {
+            action_type: ActionType::Update,
+            description: "d".into(),
+            resource: Some(serde_json::json!({"resourceType": "ServiceRequest"})),
+            resource_id: None,
+        };
+        assert_eq!(a.to_json(), serde_json::to_value(&a).unwrap());
     }
 
     #[test]

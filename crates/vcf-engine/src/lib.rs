@@ -1,10 +1,21 @@
 //! vcf-engine: the pure core of vcf-cds.
 //!
-//! `knowledge` holds the ACR guideline as data; `fhir` the typed views of the input resources;
-//! `evaluate` turns a patient record and draft orders into per-order evaluations and the CDS
-//! Hooks response (`cds`). Nothing here does I/O: the clock and the uuid source are parameters.
+//! `knowledge` holds the ACR guideline as data and [`index::Engine`] its look-up tables (built
+//! once at start-up); `fhir` the typed views of the input resources; `facts` derives patient
+//! facts, `orders` recognises draft orders, `classify` finds the variants consistent with the
+//! facts, `rating` builds the PAMA rating system action and `cards` the cards; `evaluate` ties
+//! them together into per-order evaluations and the CDS Hooks response (`cds`). Nothing here
+//! does I/O: the clock and the uuid source are parameters.
 
+pub mod cards;
 pub mod cds;
+pub mod classify;
 pub mod evaluate;
+pub mod facts;
 pub mod fhir;
+pub mod index;
 pub mod knowledge;
+pub mod orders;
+pub mod rating;
+
+pub use index::Engine;

@@ -314,7 +314,10 @@
     row("Assumptions", it.assumptions);
     row("Deciding facts", it.deciding_facts);
     row("Card", it.card_uuid);
-    row("Suggestions", it.suggestion_uuids);
+    row("Suggestions", it.suggestions.length ? it.suggestions.map(function (x) {
+      return x.label + " (rating " + x.rating + ")" + (x.recommended ? " – recommended" : "");
+    }) : it.suggestion_uuids);
+    row("Safety notes", it.safety_notes);
     row("Knowledge version", it.knowledge_version);
     row("Latency", it.latency_ms.toFixed(1) + " ms");
     row("Audit delivery", it.delivery);

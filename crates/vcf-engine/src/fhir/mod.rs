@@ -404,6 +404,8 @@ pub struct Observation {
     #[serde(default)]
     pub value_quantity: Option<Quantity>,
     #[serde(default)]
+    pub value_codeable_concept: Option<CodeableConcept>,
+    #[serde(default)]
     pub effective_date_time: Option<String>,
     #[serde(default)]
     pub issued: Option<String>,

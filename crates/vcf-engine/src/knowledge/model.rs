@@ -143,6 +143,55 @@ pub enum Region {
     NotApplicable,
 }
 
+impl Region {
+    /// Plain-language name for cards.
+    pub fn label(self) -> &'static str {
+        match self {
+            Region::Cervical => "cervical spine",
+            Region::Thoracic => "thoracic spine",
+            Region::Lumbar => "lumbar spine",
+            Region::CervicalThoracic => "cervical and thoracic spine",
+            Region::ThoracicLumbar => "thoracic and lumbar spine",
+            Region::CervicalLumbar => "cervical and lumbar spine",
+            Region::WholeSpine => "complete spine",
+            Region::SpineUnspecified => "spine (region not specified)",
+            Region::Body => "body",
+            Region::NotApplicable => "not applicable",
+        }
+    }
+
+    /// The single spine segments a region covers (empty for non-segment regions).
+    pub fn segments(self) -> &'static [Region] {
+        match self {
+            Region::Cervical => &[Region::Cervical],
+            Region::Thoracic => &[Region::Thoracic],
+            Region::Lumbar => &[Region::Lumbar],
+            Region::CervicalThoracic => &[Region::Cervical, Region::Thoracic],
+            Region::ThoracicLumbar => &[Region::Thoracic, Region::Lumbar],
+            Region::CervicalLumbar => &[Region::Cervical, Region::Lumbar],
+            Region::WholeSpine => &[Region::Cervical, Region::Thoracic, Region::Lumbar],
+            Region::SpineUnspecified | Region::Body | Region::NotApplicable => &[],
+        }
+    }
+
+    /// Regions specific enough to build a spine order for (segments and their combinations).
+    pub fn is_spine_segment(self) -> bool {
+        !self.segments().is_empty()
+    }
+}
+
+impl Contrast {
+    pub fn label(self) -> &'static str {
+        match self {
+            Contrast::Without => "without IV contrast",
+            Contrast::With => "with IV contrast",
+            Contrast::WithoutAndWith => "without and with IV contrast",
+            Contrast::Intrathecal => "intrathecal contrast",
+            Contrast::NotApplicable => "contrast not applicable",
+        }
+    }
+}
+
 /// Safety requirement of a procedure, checked before it is suggested.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -269,6 +318,25 @@ impl Category {
         }
     }
 
+    /// The category with the disagreement flag folded in (what PAMA codes and card
+    /// indicators depend on).
+    pub fn normalized(self) -> Category {
+        match self {
+            Category::MayBeAppropriateDisagreement => Category::MayBeAppropriate,
+            c => c,
+        }
+    }
+
+    /// Kebab-case code (as in the knowledge file), used in translation codings.
+    pub fn code(self) -> &'static str {
+        match self {
+            Category::UsuallyAppropriate => "usually-appropriate",
+            Category::MayBeAppropriate => "may-be-appropriate",
+            Category::MayBeAppropriateDisagreement => "may-be-appropriate-disagreement",
+            Category::UsuallyNotAppropriate => "usually-not-appropriate",
+        }
+    }
+
     /// Whether `rating` is consistent with this category.
     pub fn admits(self, rating: u8) -> bool {
         match self {
@@ -314,6 +382,114 @@ pub enum Fact {
     MechanicalPain,
     /// High-energy traumatic fracture (out of this guideline's scope without bone pathology).
     HighEnergyTrauma,
+}
+
+impl Fact {
+    /// Every fact, in declaration order (`Fact::ALL[f.index()] == f`).
+    pub const ALL: [Fact; 15] = [
+        Fact::Vcf,
+        Fact::NewFracture,
+        Fact::Symptomatic,
+        Fact::MalignancyHistory,
+        Fact::Osteoporotic,
+        Fact::Pathological,
+        Fact::MultipleVcf,
+        Fact::PriorVertebralAugmentation,
+        Fact::PriorSpineSurgery,
+        Fact::MarrowEdemaOrCleft,
+        Fact::WorseningPain,
+        Fact::Deformity,
+        Fact::PulmonaryDysfunction,
+        Fact::MechanicalPain,
+        Fact::HighEnergyTrauma,
+    ];
+    pub const COUNT: usize = Fact::ALL.len();
+
+    /// Position in [`Fact::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The key used in the knowledge file (`new_fracture`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Fact::Vcf => "vcf",
+            Fact::NewFracture => "new_fracture",
+            Fact::Symptomatic => "symptomatic",
+            Fact::MalignancyHistory => "malignancy_history",
+            Fact::Osteoporotic => "osteoporotic",
+            Fact::Pathological => "pathological",
+            Fact::MultipleVcf => "multiple_vcf",
+            Fact::PriorVertebralAugmentation => "prior_vertebral_augmentation",
+            Fact::PriorSpineSurgery => "prior_spine_surgery",
+            Fact::MarrowEdemaOrCleft => "marrow_edema_or_cleft",
+            Fact::WorseningPain => "worsening_pain",
+            Fact::Deformity => "deformity",
+            Fact::PulmonaryDysfunction => "pulmonary_dysfunction",
+            Fact::MechanicalPain => "mechanical_pain",
+            Fact::HighEnergyTrauma => "high_energy_trauma",
+        }
+    }
+
+    /// Plain-language statement of the fact being true or false, for cards
+    /// ("assumes {phrase}").
+    pub fn phrase(self, value: bool) -> &'static str {
+        match (self, value) {
+            (Fact::Vcf, true) => "a vertebral compression fracture",
+            (Fact::Vcf, false) => "no vertebral compression fracture",
+            (Fact::NewFracture, true) => "the fracture is new",
+            (Fact::NewFracture, false) => "the fracture is not new",
+            (Fact::Symptomatic, true) => "the fracture is symptomatic (back pain)",
+            (Fact::Symptomatic, false) => "the fracture is asymptomatic",
+            (Fact::MalignancyHistory, true) => "a history of malignancy",
+            (Fact::MalignancyHistory, false) => "no history of malignancy",
+            (Fact::Osteoporotic, true) => "the fracture is osteoporotic",
+            (Fact::Osteoporotic, false) => "the fracture is not osteoporotic",
+            (Fact::Pathological, true) => "the fracture is pathological",
+            (Fact::Pathological, false) => "the fracture is benign (not pathological)",
+            (Fact::MultipleVcf, true) => "multiple vertebral compression fractures",
+            (Fact::MultipleVcf, false) => "a single vertebral compression fracture",
+            (Fact::PriorVertebralAugmentation, true) => "prior vertebral augmentation",
+            (Fact::PriorVertebralAugmentation, false) => "no prior vertebral augmentation",
+            (Fact::PriorSpineSurgery, true) => "prior spine surgery",
+            (Fact::PriorSpineSurgery, false) => "no prior spine surgery",
+            (Fact::MarrowEdemaOrCleft, true) => "bone marrow edema or intravertebral cleft on MRI",
+            (Fact::MarrowEdemaOrCleft, false) => {
+                "no bone marrow edema or intravertebral cleft on MRI"
+            }
+            (Fact::WorseningPain, true) => "worsening pain",
+            (Fact::WorseningPain, false) => "no worsening pain",
+            (Fact::Deformity, true) => "spinal deformity",
+            (Fact::Deformity, false) => "no spinal deformity",
+            (Fact::PulmonaryDysfunction, true) => "pulmonary dysfunction",
+            (Fact::PulmonaryDysfunction, false) => "no pulmonary dysfunction",
+            (Fact::MechanicalPain, true) => "ongoing or increasing mechanical pain",
+            (Fact::MechanicalPain, false) => "no ongoing or increasing mechanical pain",
+            (Fact::HighEnergyTrauma, true) => "a high-energy traumatic fracture",
+            (Fact::HighEnergyTrauma, false) => "no high-energy trauma",
+        }
+    }
+
+    /// Short noun for "depends on {name}" ("history of malignancy").
+    pub fn name(self) -> &'static str {
+        match self {
+            Fact::Vcf => "vertebral compression fracture",
+            Fact::NewFracture => "whether the fracture is new",
+            Fact::Symptomatic => "whether the fracture is symptomatic",
+            Fact::MalignancyHistory => "history of malignancy",
+            Fact::Osteoporotic => "whether the fracture is osteoporotic",
+            Fact::Pathological => "whether the fracture is pathological",
+            Fact::MultipleVcf => "multiple fractures",
+            Fact::PriorVertebralAugmentation => "prior vertebral augmentation",
+            Fact::PriorSpineSurgery => "prior spine surgery",
+            Fact::MarrowEdemaOrCleft => "marrow edema or cleft on MRI",
+            Fact::WorseningPain => "worsening pain",
+            Fact::Deformity => "spinal deformity",
+            Fact::PulmonaryDysfunction => "pulmonary dysfunction",
+            Fact::MechanicalPain => "mechanical pain",
+            Fact::HighEnergyTrauma => "high-energy trauma",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,146 @@
+//! The rating as a system action: an `update` of the draft ServiceRequest exactly as the client
+//! sent it, with the Argonaut PAMA rating extensions added and nothing else changed.
+
+use crate::cds::{Action, ActionType};
+use crate::evaluate::{DraftOrder, Options, PamaRating};
+use crate::knowledge::{Guideline, RatingRow};
+use serde_json::{Map, Value, json};
+
+pub const PAMA_RATING_URL: &str = "http://fhir.org/argonaut/Extension/pama-rating";
+pub const PAMA_RATING_SYSTEM: &str = "http://fhir.org/argonaut/CodeSystem/pama-rating";
+pub const PAMA_CONSULT_ID_URL: &str = "http://fhir.org/argonaut/Extension/pama-rating-consult-id";
+pub const PAMA_AUC_APPLIED_URL: &str = "http://fhir.org/argonaut/Extension/pama-rating-auc-applied";
+pub const PAMA_QCDSM_URL: &str = "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted";
+/// Prefix shared by the four Argonaut PAMA extension URLs.
+const PAMA_URL_PREFIX: &str = "http://fhir.org/argonaut/Extension/pama-rating";
+
+/// Translation-coding system for the ACR category: `{auc_uri}#category` (codes
+/// `usually-appropriate`, `may-be-appropriate`, `may-be-appropriate-disagreement`,
+/// `usually-not-appropriate`).
+pub fn category_system(g: &Guideline) -> String {
+    format!("{}#category", g.auc_uri)
+}
+
+/// Translation-coding system for the numeric ACR rating: `{auc_uri}#rating` (codes `1`..`9`).
+pub fn rating_system(g: &Guideline) -> String {
+    format!("{}#rating", g.auc_uri)
+}
+
+fn pama_display(p: PamaRating) -> &'static str {
+    match p {
+        PamaRating::Appropriate => "Appropriate",
+        PamaRating::NotAppropriate => "Not appropriate",
+        PamaRating::NoCriteriaApply => "No criteria apply",
+    }
+}
+
+/// The PAMA extensions for one rating (`row` is the ACR row behind it, absent for
+/// `no-criteria-apply`).
+pub fn pama_extensions(
+    guideline: &Guideline,
+    pama: PamaRating,
+    row: Option<(&RatingRow, &str)>,
+    consult_id: &str,
+    options: &Options,
+) -> Vec<Value> {
+    let mut coding = vec![json!({
+        "system": PAMA_RATING_SYSTEM,
+        "code": pama.code(),
+        "display": pama_display(pama),
+    })];
+    if let Some((row, variant)) = row {
+        coding.push(json!({
+            "system": category_system(guideline),
+            "code": row.category.code(),
+            "display": row.category.label(),
+        }));
+        coding.push(json!({
+            "system": rating_system(guideline),
+            "code": row.rating.to_string(),
+            "display": format!("ACR rating {}/9 ({variant})", row.rating),
+        }));
+    }
+    let mut ext = vec![
+        json!({"url": PAMA_RATING_URL, "valueCodeableConcept": {"coding": coding}}),
+        json!({"url": PAMA_CONSULT_ID_URL, "valueUri": consult_id}),
+        json!({"url": PAMA_AUC_APPLIED_URL, "valueUri": guideline.auc_uri}),
+    ];
+    if let Some(q) = &options.qcdsm_consulted {
+        ext.push(json!({"url": PAMA_QCDSM_URL, "valueString": q}));
+    }
+    ext
+}
+
+/// The `update` system action carrying the rating. Earlier PAMA rating extensions on the order
+/// (from a previous call) are replaced; every other member is returned as received.
+pub fn rating_action(draft: &DraftOrder, extensions: Vec<Value>) -> Option<Action> {
+    let mut resource: Map<String, Value> = serde_json::from_str(draft.raw.get()).ok()?;
+    let list = resource
+        .entry("extension")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        return None;
+    }
+    let arr = list.as_array_mut()?;
+    arr.retain(|e| {
+        !e.get("url")
+            .and_then(Value::as_str)
+            .is_some_and(|u| u.starts_with(PAMA_URL_PREFIX))
+    });
+    arr.extend(extensions);
+    Some(Action {
+        action_type: ActionType::Update,
+        description: format!("Attach ACR appropriateness rating to {}", draft.reference()),
+        resource: Some(Value::Object(resource)),
+        resource_id: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::Category;
+    use serde_json::value::RawValue;
+
+    #[test]
+    fn update_adds_only_extensions() {
+        let raw = r#"{"resourceType":"ServiceRequest","id":"o1","status":"draft","intent":"plan","code":{"coding":[{"system":"http://www.ama-assn.org/go/cpt","code":"72133"}]},"subject":{"reference":"Patient/p"}}"#;
+        let draft = DraftOrder {
+            resource_type: "ServiceRequest".into(),
+            id: Some("o1".into()),
+            selected: true,
+            raw: RawValue::from_string(raw.into()).unwrap(),
+            service_request: None,
+        };
+        let kb = crate::index::test_kb::engine();
+        let g = &kb.knowledge().guideline;
+        let row = RatingRow {
+            procedure: "CT_SPINE_WWO".into(),
+            rating: 3,
+            median: 3,
+            category: Category::UsuallyNotAppropriate,
+            evidence: "Strong".into(),
+        };
+        let ext = pama_extensions(
+            g,
+            PamaRating::NotAppropriate,
+            Some((&row, "V1")),
+            "urn:uuid:00000000-0000-0000-0000-000000000001",
+            &Options::default(),
+        );
+        let a = rating_action(&draft, ext).unwrap();
+        let mut res = a.resource.unwrap();
+        let ext = res.as_object_mut().unwrap().remove("extension").unwrap();
+        assert_eq!(res, serde_json::from_str::<Value>(raw).unwrap());
+        assert_eq!(
+            ext[0]["valueCodeableConcept"]["coding"][0]["code"],
+            "not-appropriate"
+        );
+        assert_eq!(ext[0]["valueCodeableConcept"]["coding"][2]["code"], "3");
+        assert_eq!(ext.as_array().unwrap().len(), 3);
+        assert_eq!(
+            a.description,
+            "Attach ACR appropriateness rating to ServiceRequest/o1"
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! Input limits that protect the service from hostile JSON (issue 5, point 5), applied before
+//! and during request parsing.
+
+/// Deepest JSON nesting accepted in a request body. Real CDS Hooks requests, prefetch Bundles
+/// included, stay far below this; anything deeper is rejected before it is deserialized.
+pub const MAX_JSON_DEPTH: usize = 100;
+
+/// True when `bytes` (JSON text) nests arrays/objects deeper than `max`. A single linear scan
+/// that skips string contents; it does not validate the JSON.
+pub fn json_too_deep(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Resource types that do not exist in FHIR R4 (renamed or removed after DSTU2/STU3), with the
+/// version they come from. Sent as draft orders they mean the client speaks another FHIR
+/// version, which this service does not read.
+pub fn pre_r4_resource_type(resource_type: &str) -> Option<&'static str> {
+    Some(match resource_type {
+        "ProcedureRequest" | "ReferralRequest" => "STU3; R4 uses ServiceRequest",
+        "DiagnosticOrder" => "DSTU2; R4 uses ServiceRequest",
+        "DiagnosticRequest" => "STU3 draft; R4 uses ServiceRequest",
+        "MedicationOrder" => "DSTU2; R4 uses MedicationRequest",
+        "DeviceUseRequest" => "DSTU2; R4 uses DeviceRequest",
+        "Order" | "OrderResponse" => "DSTU2; R4 uses Task",
+        "ProcessRequest" | "ProcessResponse" => "STU3; removed in R4",
+        "EligibilityRequest" | "EligibilityResponse" => "STU3; R4 uses CoverageEligibility*",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth() {
+        assert!(!json_too_deep(br#"{"a":[[1]]}"#, 3));
+        assert!(json_too_deep(br#"{"a":[[[1]]]}"#, 3));
+        // Brackets inside strings (and escaped quotes) do not count.
+        assert!(!json_too_deep(br#"{"a":"[[[[\"[[[[","b":[1]}"#, 2));
+        assert!(json_too_deep("[".repeat(200).as_bytes(), MAX_JSON_DEPTH));
+    }
+
+    #[test]
+    fn pre_r4_types() {
+        assert!(pre_r4_resource_type("ProcedureRequest").is_some());
+        assert!(pre_r4_resource_type("MedicationOrder").is_some());
+        assert!(pre_r4_resource_type("ServiceRequest").is_none());
+        assert!(pre_r4_resource_type("MedicationRequest").is_none());
+    }
+}
