@@ -481,13 +481,17 @@ async fn insert_rows(
                 if c > 0 {
                     sql.push_str(", ");
                 }
-                // SQLite resolves `$N` as a *named* parameter (a linear search per use, slow for
-                // thousands); `?N` is its numbered form. PostgreSQL only knows `$N`.
-                sql.push(match backend {
-                    Backend::Sqlite => '?',
-                    Backend::Postgres => '$',
-                });
-                sql.push_str(&n.to_string());
+                // SQLite: anonymous `?` (parameters in order). Named or numbered ones (`$N`,
+                // `?N`) are looked up in a list by a linear search per parameter, when parsing
+                // and again when binding: quadratic for thousands of parameters. PostgreSQL only
+                // knows `$N`.
+                match backend {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => {
+                        sql.push('$');
+                        sql.push_str(&n.to_string());
+                    }
+                }
             }
             sql.push(')');
         }

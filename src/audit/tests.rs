@@ -534,3 +534,34 @@ async fn refused_record_goes_to_dead_letter_postgres() {
     assert!(dl.contains("c-2"));
     store.shutdown().await;
 }
+
+/// Spool replay speed (run with `--ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn spool_replay_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_in(dir.path(), None);
+    let n = 20_000;
+    let data = seed::generate(n, 13, now(), 30, "svc");
+    let p = pseudonym::Pseudonymizer::new(None);
+    let recs: Vec<SpoolRecord> = data
+        .calls
+        .into_iter()
+        .map(|c| SpoolRecord::Call(StoredCall::from_record(c, &p)))
+        .collect();
+    {
+        let mut spool = spool::Spool::open(&settings.audit_spool_dir).unwrap();
+        for chunk in recs.chunks(64) {
+            spool.append(&chunk.iter().collect::<Vec<_>>()).unwrap();
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let store = AuditStore::open(&settings).await.unwrap();
+    assert!(store.flush().await);
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "spool replay: {n} calls in {secs:.2} s = {:.0} calls/s",
+        n as f64 / secs
+    );
+    store.shutdown().await;
+}
