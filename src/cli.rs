@@ -13,6 +13,9 @@ Examples:
   vcf-cds evaluate hooks/v1-new-symptomatic-no-malignancy.json
   cat request.json | vcf-cds evaluate -
   vcf-cds knowledge check                         # the compiled-in ACR VCF knowledge
+  vcf-cds audit seed --calls 500                  # synthetic audit records (demo / tests)
+  vcf-cds audit pseudonym Patient/123             # the pseudonym stored for an id
+  vcf-cds audit purge                             # apply audit_retention_days now
   vcf-cds knowledge check my-reviewed-copy.toml
 
 Every configuration key can be set in the TOML file or as VCF_CDS_<KEY>; see README.md.";
@@ -69,6 +72,13 @@ pub enum Command {
         #[command(subcommand)]
         command: KnowledgeCommand,
     },
+    /// Compliance audit trail tools (use the same configuration as `serve`).
+    Audit {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: crate::audit::cli::AuditCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +128,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             service,
             pretty,
         } => evaluate(config, &file, service.as_deref(), pretty),
+        Command::Audit { config, command } => {
+            let settings = Settings::load(config.config.as_deref())?;
+            crate::telemetry::init(settings.log_format, "warn", std::io::stderr);
+            crate::audit::cli::run(&settings, command)
+        }
         Command::Knowledge {
             command: KnowledgeCommand::Check { file },
         } => {

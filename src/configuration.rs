@@ -83,7 +83,8 @@ pub struct Settings {
     pub trust_sandbox: bool,
     /// Keep `GET /cds-services` open when JWT verification is on.
     pub open_discovery: bool,
-    /// Audit store: a SQLite file path or a `postgres://` URL.
+    /// Audit store: a SQLite file path (or `sqlite:` URL) or a `postgres://` URL. One setting
+    /// switches the back end; the schema is migrated at start-up.
     pub audit_db: String,
     /// Directory of the audit spool used when the store is unavailable.
     pub audit_spool_dir: PathBuf,
@@ -92,6 +93,12 @@ pub struct Settings {
     pub audit_pseudonym_key: Option<String>,
     /// Audit records older than this many days are purged (0 keeps them forever).
     pub audit_retention_days: u32,
+    /// How long a hook call waits for the audit store to commit its records before they go to
+    /// the durable spool instead (the clinician's answer is never held longer than this).
+    pub audit_write_timeout_ms: u64,
+    /// How often the spool is replayed into the store (and an unreachable store re-tried) while
+    /// there is a backlog.
+    pub audit_retry_interval_ms: u64,
     /// Bearer token for the audit API and dashboard; both are off when unset.
     pub admin_token: Option<String>,
     /// Replacement knowledge file (default: the compiled-in ACR VCF 2022 knowledge).
@@ -128,6 +135,8 @@ impl Default for Settings {
             audit_spool_dir: PathBuf::from("vcf-cds-spool"),
             audit_pseudonym_key: None,
             audit_retention_days: 0,
+            audit_write_timeout_ms: 2000,
+            audit_retry_interval_ms: 1000,
             admin_token: None,
             knowledge_file: None,
             log_format: LogFormat::Text,
@@ -214,6 +223,27 @@ impl Settings {
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+        }
+        crate::audit::db::AuditDbLocation::parse(&self.audit_db)
+            .map_err(|e| ConfigError(format!("audit_db: {e}")))?;
+        if self.audit_write_timeout_ms == 0 || self.audit_retry_interval_ms == 0 {
+            return Err(ConfigError(
+                "audit_write_timeout_ms and audit_retry_interval_ms must be positive".into(),
+            ));
+        }
+        if let Some(k) = &self.audit_pseudonym_key
+            && k.len() < 16
+        {
+            return Err(ConfigError(
+                "audit_pseudonym_key must be at least 16 characters".into(),
+            ));
+        }
+        if let Some(t) = &self.admin_token
+            && t.len() < 16
+        {
+            return Err(ConfigError(
+                "admin_token must be at least 16 characters".into(),
+            ));
         }
         if self.fhir_timeout_ms == 0 || self.fhir_deadline_ms == 0 {
             return Err(ConfigError(

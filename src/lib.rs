@@ -5,6 +5,7 @@
 //! core (guideline data, facts, classification, cards) is the `vcf-engine` crate; this crate is
 //! the shell around it: HTTP, prefetch and FHIR fetching, auth, audit store and CLI.
 
+pub mod audit;
 pub mod auth;
 pub mod cds;
 pub mod cli;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Card and rating switches from configuration.
     pub options: Options,
+    /// Compliance audit trail (disabled unless set by `Application::build`).
+    pub audit: crate::audit::AuditStore,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
             fhir,
             engine,
             options,
+            audit: crate::audit::AuditStore::disabled(),
         })
     }
 
@@ -69,6 +72,7 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    audit: crate::audit::AuditStore,
 }
 
 impl Application {
@@ -77,14 +81,21 @@ impl Application {
         let authenticator = web::Data::new(build_authenticator(&settings)?);
         let listener = TcpListener::bind(&settings.listen)?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState::new(settings)?);
+        let audit = crate::audit::AuditStore::open(&settings).await?;
+        let mut state = AppState::new(settings)?;
+        state.audit = audit.clone();
+        let state = web::Data::new(state);
         tracing::info!(
             address = %listener.local_addr()?,
             knowledge = %state.knowledge.version,
             "vcf-cds listening"
         );
         let server = run(listener, state, authenticator)?;
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            audit,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -92,7 +103,10 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        // In-flight calls have their records committed; replay the spool and close the store.
+        self.audit.shutdown().await;
+        result
     }
 }
 
@@ -158,6 +172,12 @@ fn run(
                 "/cds-services/{id}",
                 web::post().to(routes::service::call_service),
             )
+            .route(
+                "/cds-services/{id}/feedback",
+                web::post().to(routes::feedback::feedback),
+            )
+            .configure(routes::audit_api::configure)
+            .configure(routes::dashboard::configure)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

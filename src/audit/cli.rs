@@ -1,0 +1,111 @@
+//! `vcf-cds audit …`: seed synthetic data, compute a pseudonym, purge old records, check.
+
+use super::AuditStore;
+use crate::configuration::Settings;
+use clap::Subcommand;
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write synthetic (made-up) hook calls and feedback into the configured audit store.
+    Seed {
+        /// Number of hook calls.
+        #[arg(long, default_value_t = 500)]
+        calls: usize,
+        /// Spread over this many days before now.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Random seed (same seed, same data).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Service id recorded.
+        #[arg(long, default_value = "vcf-order-select")]
+        service: String,
+    },
+    /// Print the pseudonym stored for an id under `audit_pseudonym_key`.
+    Pseudonym {
+        /// Patient, user or encounter id exactly as the EHR sends it (e.g. `Practitioner/123`).
+        id: String,
+    },
+    /// Delete records older than `audit_retention_days` now.
+    Purge,
+    /// Open the store (running migrations), replay the spool and print the record counts.
+    Check,
+}
+
+pub fn run(settings: &Settings, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    if let AuditCommand::Pseudonym { id } = &command {
+        if settings.audit_pseudonym_key.is_none() {
+            eprintln!("audit_pseudonym_key is not set: ids are stored as given");
+        }
+        println!(
+            "{}",
+            super::pseudonym::Pseudonymizer::new(settings.audit_pseudonym_key.as_deref()).apply(id)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let store = AuditStore::open(settings).await?;
+        if !store.ready() {
+            anyhow::bail!(
+                "the audit store ({}) is unavailable",
+                store.location().describe()
+            );
+        }
+        let code = match command {
+            AuditCommand::Seed {
+                calls,
+                days,
+                seed,
+                service,
+            } => {
+                let data = super::seed::generate(
+                    calls,
+                    seed,
+                    time::OffsetDateTime::now_utc(),
+                    days,
+                    &service,
+                );
+                let (c, f) = super::seed::seed_store(&store, data).await?;
+                println!(
+                    "seeded {c} hook calls and {f} feedback entries into {}",
+                    store.location().describe()
+                );
+                ExitCode::SUCCESS
+            }
+            AuditCommand::Purge => {
+                if settings.audit_retention_days == 0 {
+                    println!("audit_retention_days is 0: records are kept forever");
+                } else {
+                    let (c, o, f) = store.purge_expired().await?;
+                    println!("purged {c} calls, {o} orders, {f} feedback entries");
+                }
+                ExitCode::SUCCESS
+            }
+            AuditCommand::Check => {
+                let empty = store.flush().await;
+                let db = store
+                    .db()
+                    .ok_or_else(|| anyhow::anyhow!("store disabled"))?;
+                let (c, o, f) = db.counts().await?;
+                let m = store.metrics();
+                println!(
+                    "{}: {c} calls, {o} orders, {f} feedback entries; spool backlog {}",
+                    store.location().describe(),
+                    m.spool_backlog
+                );
+                if empty {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            AuditCommand::Pseudonym { .. } => unreachable!("handled above"),
+        };
+        store.shutdown().await;
+        Ok(code)
+    })
+}

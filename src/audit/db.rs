@@ -1,0 +1,556 @@
+//! The audit store: one sqlx `AnyPool` over SQLite or PostgreSQL, the same SQL text (with `$n`
+//! placeholders and portable types) on both, and the schema migrations run at start-up.
+//!
+//! SQLite runs in WAL mode with `synchronous=FULL`: a commit is on disk (WAL fsynced) before it
+//! returns, so neither kill -9 nor power loss loses a committed record.
+
+use super::records::SpoolRecord;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, Row, SqlSafeStr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Which back end `audit_db` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditDbLocation {
+    /// A SQLite database file (created when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl AuditDbLocation {
+    /// `postgres://…` / `postgresql://…` → PostgreSQL; `sqlite:PATH` / `sqlite://PATH` or a plain
+    /// path → SQLite. Any other URL scheme, an empty value or `:memory:` is an error.
+    pub fn parse(value: &str) -> Result<AuditDbLocation, String> {
+        let v = value.trim();
+        if v.is_empty() {
+            return Err("is empty".into());
+        }
+        if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+            let url = url::Url::parse(v).map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
+            if url.host_str().unwrap_or("").is_empty()
+                && !url.query_pairs().any(|(k, _)| k == "host")
+            {
+                return Err("PostgreSQL URL has no host".into());
+            }
+            return Ok(AuditDbLocation::Postgres(v.to_owned()));
+        }
+        let path = if let Some(rest) = v.strip_prefix("sqlite:") {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            if rest.contains('?') {
+                return Err("sqlite: URL parameters are not supported; give a file path".into());
+            }
+            rest.to_owned()
+        } else {
+            if let Some((scheme, _)) = v.split_once("://") {
+                return Err(format!(
+                    "unsupported scheme {scheme:?}: use a SQLite file path or a postgres:// URL"
+                ));
+            }
+            v.to_owned()
+        };
+        if path.is_empty() || path == ":memory:" {
+            return Err(
+                "needs a SQLite file path (an in-memory database would lose the trail)".into(),
+            );
+        }
+        Ok(AuditDbLocation::Sqlite(PathBuf::from(path)))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            AuditDbLocation::Sqlite(_) => Backend::Sqlite,
+            AuditDbLocation::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Where the store is, without credentials (for logs).
+    pub fn describe(&self) -> String {
+        match self {
+            AuditDbLocation::Sqlite(p) => format!("sqlite file {}", p.display()),
+            AuditDbLocation::Postgres(u) => match url::Url::parse(u) {
+                Ok(u) => format!(
+                    "postgres {}:{}{}",
+                    u.host_str().unwrap_or(""),
+                    u.port().unwrap_or(5432),
+                    u.path()
+                ),
+                Err(_) => "postgres".into(),
+            },
+        }
+    }
+
+    fn url(&self) -> std::io::Result<String> {
+        match self {
+            AuditDbLocation::Postgres(u) => Ok(u.clone()),
+            AuditDbLocation::Sqlite(p) => {
+                let abs = if p.is_absolute() {
+                    p.clone()
+                } else {
+                    std::env::current_dir()?.join(p)
+                };
+                Ok(format!(
+                    "sqlite://{}?mode=rwc",
+                    encode_path(&abs.to_string_lossy())
+                ))
+            }
+        }
+    }
+}
+
+/// Percent-encodes a SQLite file path for a `sqlite://` URL (`%`, `?`, `#`, space, controls and
+/// non-ASCII bytes); sqlx decodes it back.
+fn encode_path(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_control() || !b.is_ascii() || matches!(b, b'%' | b'?' | b'#' | b' ') {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
+fn migrator() -> Migrator {
+    let m = |version: i64, description: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            description.into(),
+            MigrationType::Simple,
+            sqlx::AssertSqlSafe(sql).into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        m(
+            1,
+            "audit schema",
+            include_str!("migrations/0001_audit_schema.sql"),
+        ),
+        m(
+            2,
+            "suggestions and safety notes",
+            include_str!("migrations/0002_suggestions_and_safety_notes.sql"),
+        ),
+    ])
+}
+
+/// The store connection. Created lazily: nothing is contacted until first use, so start-up
+/// does not fail when PostgreSQL is down.
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    migrated: AtomicBool,
+}
+
+impl Db {
+    pub fn new(location: &AuditDbLocation, acquire_timeout: Duration) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = location.backend();
+        let url = location.url()?;
+        let options = sqlx::any::AnyConnectOptions::from_str(&url)
+            .map_err(|e| anyhow::anyhow!("audit_db: {e}"))?;
+        let mut pool = AnyPoolOptions::new()
+            .acquire_timeout(acquire_timeout)
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .min_connections(0);
+        if backend == Backend::Sqlite {
+            pool = pool.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    Ok(())
+                })
+            });
+        }
+        Ok(Db {
+            pool: pool.connect_lazy_with(options),
+            backend,
+            migrated: AtomicBool::new(false),
+        })
+    }
+
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::Acquire)
+    }
+
+    /// Connects and runs pending migrations (once), or probes. The probe is a write that
+    /// changes nothing, so a SQLite file locked by another writer counts as unavailable.
+    pub async fn ensure_ready(&self) -> anyhow::Result<()> {
+        if self.is_migrated() {
+            sqlx::query("DELETE FROM audit_calls WHERE call_id = ''")
+                .execute(&self.pool)
+                .await?;
+            return Ok(());
+        }
+        migrator().run(&self.pool).await?;
+        self.migrated.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Inserts records in one transaction. Records already present (same call id / feedback
+    /// id) are left as they are, which makes spool replay idempotent.
+    pub async fn insert_batch(
+        &self,
+        records: &[&SpoolRecord],
+        delivery: &str,
+        stored_at_ms: i64,
+    ) -> anyhow::Result<()> {
+        let [calls, orders, feedback] = rows_of(records, delivery, stored_at_ms);
+        let mut tx = self.pool.begin().await?;
+        let b = self.backend;
+        insert_rows(&mut tx, b, "audit_calls", CALL_COLUMNS, calls).await?;
+        insert_rows(&mut tx, b, "audit_orders", ORDER_COLUMNS, orders).await?;
+        insert_rows(&mut tx, b, "audit_feedback", FEEDBACK_COLUMNS, feedback).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes records received before `cutoff_ms`; returns (calls, orders, feedback) deleted.
+    pub async fn purge_before(&self, cutoff_ms: i64) -> anyhow::Result<(u64, u64, u64)> {
+        let mut tx = self.pool.begin().await?;
+        let orders = sqlx::query("DELETE FROM audit_orders WHERE received_at_ms < $1")
+            .bind(cutoff_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let calls = sqlx::query("DELETE FROM audit_calls WHERE received_at_ms < $1")
+            .bind(cutoff_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let feedback = sqlx::query("DELETE FROM audit_feedback WHERE received_at_ms < $1")
+            .bind(cutoff_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok((calls, orders, feedback))
+    }
+
+    /// Number of rows in each table: (calls, orders, feedback).
+    pub async fn counts(&self) -> anyhow::Result<(i64, i64, i64)> {
+        let row: AnyRow = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM audit_calls), (SELECT COUNT(*) FROM audit_orders), \
+             (SELECT COUNT(*) FROM audit_feedback)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    }
+
+    /// True when `e` is a problem with the data of a record (constraint, value out of range),
+    /// not with the store: retrying will not help, so the record goes to the dead-letter file.
+    pub fn is_record_error(&self, e: &anyhow::Error) -> bool {
+        let Some(sqlx::Error::Database(db)) = e.downcast_ref::<sqlx::Error>() else {
+            return false;
+        };
+        let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+        match self.backend {
+            // SQLSTATE class 22 data exception, 23 integrity constraint violation.
+            Backend::Postgres => code.starts_with("22") || code.starts_with("23"),
+            // (Extended) result code; primary = low byte: 18 TOOBIG, 19 CONSTRAINT, 20 MISMATCH.
+            Backend::Sqlite => code
+                .parse::<i64>()
+                .map(|c| matches!(c & 0xff, 18..=20))
+                .unwrap_or(false),
+        }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+/// One bound value of a multi-row insert.
+enum Val {
+    Text(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Float(f64),
+}
+
+const CALL_COLUMNS: &[&str] = &[
+    "call_id",
+    "received_at_ms",
+    "service_id",
+    "hook",
+    "hook_instance",
+    "user_id",
+    "patient_id",
+    "encounter_id",
+    "fhir_server",
+    "knowledge_version",
+    "guideline_id",
+    "latency_ms",
+    "order_count",
+    "pseudonymized",
+    "delivery",
+    "stored_at_ms",
+];
+
+const ORDER_COLUMNS: &[&str] = &[
+    "call_id",
+    "order_index",
+    "received_at_ms",
+    "service_id",
+    "hook",
+    "hook_instance",
+    "user_id",
+    "order_ref",
+    "order_codes",
+    "selected",
+    "outcome",
+    "procedure_id",
+    "procedure_name",
+    "region",
+    "contrast",
+    "matched_code",
+    "candidate_variants",
+    "chosen_variant",
+    "rating",
+    "category",
+    "evidence",
+    "pama_rating",
+    "consult_id",
+    "assumptions",
+    "deciding_facts",
+    "card_uuid",
+    "suggestion_uuids",
+    "suggestions",
+    "safety_notes",
+];
+
+const FEEDBACK_COLUMNS: &[&str] = &[
+    "feedback_id",
+    "received_at_ms",
+    "service_id",
+    "card_uuid",
+    "outcome",
+    "outcome_at_ms",
+    "accepted_suggestions",
+    "accepted_count",
+    "override_system",
+    "override_code",
+    "override_display",
+    "user_comment",
+    "delivery",
+    "stored_at_ms",
+];
+
+fn t(s: &str) -> Val {
+    Val::Text(Some(s.to_owned()))
+}
+
+fn ot(s: &Option<String>) -> Val {
+    Val::Text(s.clone())
+}
+
+/// Rows of all records of a batch, per table.
+fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<Vec<Val>>; 3] {
+    let (mut calls, mut orders, mut feedback) = (vec![], vec![], vec![]);
+    for r in records {
+        match r {
+            SpoolRecord::Call(c) => {
+                calls.push(vec![
+                    t(&c.call_id),
+                    Val::Int(c.received_at_ms),
+                    t(&c.service_id),
+                    t(&c.hook),
+                    t(&c.hook_instance),
+                    t(&c.user_id),
+                    t(&c.patient_id),
+                    ot(&c.encounter_id),
+                    ot(&c.fhir_server),
+                    t(&c.knowledge_version),
+                    t(&c.guideline_id),
+                    Val::Float(c.latency_ms),
+                    Val::Int(c.orders.len() as i64),
+                    Val::Int(i64::from(c.pseudonymized)),
+                    t(delivery),
+                    Val::Int(stored_at_ms),
+                ]);
+                for o in &c.orders {
+                    orders.push(vec![
+                        t(&c.call_id),
+                        Val::Int(o.order_index),
+                        Val::Int(c.received_at_ms),
+                        t(&c.service_id),
+                        t(&c.hook),
+                        t(&c.hook_instance),
+                        t(&c.user_id),
+                        t(&o.order_ref),
+                        t(&json_list(&o.order_codes)),
+                        Val::Int(i64::from(o.selected)),
+                        t(&o.outcome),
+                        ot(&o.procedure_id),
+                        ot(&o.procedure_name),
+                        ot(&o.region),
+                        ot(&o.contrast),
+                        ot(&o.matched_code),
+                        t(&json_list(&o.candidate_variants)),
+                        ot(&o.chosen_variant),
+                        Val::OptInt(o.rating),
+                        ot(&o.category),
+                        ot(&o.evidence),
+                        ot(&o.pama_rating),
+                        ot(&o.consult_id),
+                        t(&json_list(&o.assumptions)),
+                        t(&json_list(&o.deciding_facts)),
+                        ot(&o.card_uuid),
+                        t(&json_list(&o.suggestion_uuids)),
+                        t(&serde_json::to_string(&o.suggestions).unwrap_or_else(|_| "[]".into())),
+                        t(&json_list(&o.safety_notes)),
+                    ]);
+                }
+            }
+            SpoolRecord::Feedback(f) => feedback.push(vec![
+                t(&f.feedback_id),
+                Val::Int(f.received_at_ms),
+                t(&f.service_id),
+                t(&f.card_uuid),
+                t(&f.outcome),
+                Val::Int(f.outcome_at_ms),
+                t(&json_list(&f.accepted_suggestions)),
+                Val::Int(f.accepted_suggestions.len() as i64),
+                ot(&f.override_system),
+                ot(&f.override_code),
+                ot(&f.override_display),
+                ot(&f.user_comment),
+                t(delivery),
+                Val::Int(stored_at_ms),
+            ]),
+        }
+    }
+    [calls, orders, feedback]
+}
+
+/// Most bound parameters per statement (SQLite allows 32766, PostgreSQL 65535).
+const MAX_PARAMS: usize = 30_000;
+
+/// Multi-row `INSERT … ON CONFLICT DO NOTHING` (rows already stored are left as they are:
+/// replaying the spool is idempotent). Table and column names are constants.
+async fn insert_rows(
+    tx: &mut Tx,
+    backend: Backend,
+    table: &str,
+    columns: &[&str],
+    rows: Vec<Vec<Val>>,
+) -> anyhow::Result<()> {
+    let per_row = columns.len();
+    let max_rows = (MAX_PARAMS / per_row).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Val>> = rows.by_ref().take(max_rows).collect();
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        let mut n = 0;
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for c in 0..per_row {
+                n += 1;
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                // SQLite: anonymous `?` (parameters in order). Named or numbered ones (`$N`,
+                // `?N`) are looked up in a list by a linear search per parameter, when parsing
+                // and again when binding: quadratic for thousands of parameters. PostgreSQL only
+                // knows `$N`.
+                match backend {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => {
+                        sql.push('$');
+                        sql.push_str(&n.to_string());
+                    }
+                }
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == 1);
+        for row in chunk {
+            for v in row {
+                q = match v {
+                    Val::Text(s) => q.bind(s),
+                    Val::Int(i) => q.bind(i),
+                    Val::OptInt(i) => q.bind(i),
+                    Val::Float(f) => q.bind(f),
+                };
+            }
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            AuditDbLocation::parse("vcf-cds-audit.sqlite").unwrap(),
+            AuditDbLocation::Sqlite("vcf-cds-audit.sqlite".into())
+        );
+        assert_eq!(
+            AuditDbLocation::parse("sqlite:///var/lib/a.db").unwrap(),
+            AuditDbLocation::Sqlite("/var/lib/a.db".into())
+        );
+        assert_eq!(
+            AuditDbLocation::parse("postgres://u:p@127.0.0.1:5432/audit")
+                .unwrap()
+                .backend(),
+            Backend::Postgres
+        );
+        assert!(
+            !AuditDbLocation::parse("postgres://u:secret@db.example.org/audit")
+                .unwrap()
+                .describe()
+                .contains("secret")
+        );
+        for bad in [
+            "",
+            "mysql://x/y",
+            "http://x",
+            ":memory:",
+            "sqlite::memory:",
+            "sqlite:a?mode=ro",
+        ] {
+            assert!(AuditDbLocation::parse(bad).is_err(), "{bad}");
+        }
+        let url = AuditDbLocation::Sqlite("/tmp/a b?#%.sqlite".into())
+            .url()
+            .unwrap();
+        assert_eq!(url, "sqlite:///tmp/a%20b%3F%23%25.sqlite?mode=rwc");
+    }
+}

@@ -1,0 +1,222 @@
+//! Audit record types: what the HTTP layer hands over ([`HookCallRecord`]) and the storage form
+//! written to the store and to the spool ([`StoredCall`], [`StoredOrder`], [`StoredFeedback`]).
+//! The storage form is already pseudonymized: nothing un-pseudonymized reaches disk.
+
+use super::pseudonym::Pseudonymizer;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use vcf_engine::evaluate::OrderEvaluation;
+
+/// One hook call, handed to [`super::AuditStore::record_hook_call`] after the engine ran and
+/// before the response is sent.
+#[derive(Debug, Clone)]
+pub struct HookCallRecord {
+    pub received_at: OffsetDateTime,
+    pub service_id: String,
+    /// `"order-select"` or `"order-sign"`.
+    pub hook: String,
+    pub hook_instance: String,
+    /// `context.userId`, e.g. `"Practitioner/123"`.
+    pub user_id: String,
+    pub patient_id: String,
+    pub encounter_id: Option<String>,
+    pub fhir_server: Option<String>,
+    pub knowledge_version: String,
+    pub guideline_id: String,
+    pub latency_ms: f64,
+    pub orders: Vec<OrderEvaluation>,
+}
+
+/// A hook call as stored: one `audit_calls` row plus its `audit_orders` rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredCall {
+    /// Generated per call (a client retrying with the same `hookInstance` gets new card uuids,
+    /// so each answer sent is its own record).
+    pub call_id: String,
+    pub received_at_ms: i64,
+    pub service_id: String,
+    pub hook: String,
+    pub hook_instance: String,
+    pub user_id: String,
+    pub patient_id: String,
+    pub encounter_id: Option<String>,
+    pub fhir_server: Option<String>,
+    pub knowledge_version: String,
+    pub guideline_id: String,
+    pub latency_ms: f64,
+    /// True when user, patient and encounter ids are HMAC pseudonyms.
+    pub pseudonymized: bool,
+    pub orders: Vec<StoredOrder>,
+}
+
+/// One evaluated draft order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredOrder {
+    pub order_index: i64,
+    pub order_ref: String,
+    pub order_codes: Vec<String>,
+    pub selected: bool,
+    /// Engine outcome: `rated`, `ambiguous`, `no-vcf`, `no-variant`, `out-of-scope`,
+    /// `not-recognized`, `not-evaluated`.
+    pub outcome: String,
+    pub procedure_id: Option<String>,
+    pub procedure_name: Option<String>,
+    pub region: Option<String>,
+    pub contrast: Option<String>,
+    pub matched_code: Option<String>,
+    pub candidate_variants: Vec<String>,
+    pub chosen_variant: Option<String>,
+    pub rating: Option<i64>,
+    /// `usually-appropriate`, `may-be-appropriate`, `may-be-appropriate-disagreement`,
+    /// `usually-not-appropriate`.
+    pub category: Option<String>,
+    pub evidence: Option<String>,
+    /// `appropriate`, `not-appropriate`, `no-criteria-apply`.
+    pub pama_rating: Option<String>,
+    pub consult_id: Option<String>,
+    pub assumptions: Vec<String>,
+    pub deciding_facts: Vec<String>,
+    pub card_uuid: Option<String>,
+    pub suggestion_uuids: Vec<String>,
+    /// The alternatives offered (procedure, rating, category, label, codes, uuid, recommended).
+    #[serde(default)]
+    pub suggestions: Vec<serde_json::Value>,
+    /// Alternatives withheld and safety notes shown on the card.
+    #[serde(default)]
+    pub safety_notes: Vec<String>,
+}
+
+/// One validated feedback entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFeedback {
+    /// SHA-256 (hex) of the canonical entry: a repeated entry has the same id and is stored once.
+    pub feedback_id: String,
+    pub received_at_ms: i64,
+    pub service_id: String,
+    pub card_uuid: String,
+    /// `accepted` or `overridden`.
+    pub outcome: String,
+    pub outcome_at_ms: i64,
+    pub accepted_suggestions: Vec<String>,
+    pub override_system: Option<String>,
+    pub override_code: Option<String>,
+    pub override_display: Option<String>,
+    pub user_comment: Option<String>,
+}
+
+/// One line of the spool, and the unit the writer commits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SpoolRecord {
+    Call(StoredCall),
+    Feedback(StoredFeedback),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn epoch_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// RFC 3339 UTC text of an epoch-milliseconds time.
+pub fn ms_to_rfc3339(ms: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The serde name of a unit enum variant (`Category::UsuallyAppropriate` → `usually-appropriate`).
+pub(crate) fn enum_str<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+impl StoredCall {
+    /// The storage form of a hook call: ids pseudonymized, enums as their wire names.
+    pub fn from_record(r: HookCallRecord, p: &Pseudonymizer) -> StoredCall {
+        let orders = r
+            .orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| StoredOrder::from_evaluation(i as i64, o))
+            .collect();
+        StoredCall {
+            call_id: uuid::Uuid::new_v4().to_string(),
+            received_at_ms: epoch_ms(r.received_at),
+            service_id: r.service_id,
+            hook: r.hook,
+            hook_instance: r.hook_instance,
+            user_id: p.apply(&r.user_id),
+            patient_id: p.apply(&r.patient_id),
+            encounter_id: r.encounter_id.as_deref().map(|e| p.apply(e)),
+            fhir_server: r.fhir_server,
+            knowledge_version: r.knowledge_version,
+            guideline_id: r.guideline_id,
+            latency_ms: r.latency_ms,
+            pseudonymized: p.enabled(),
+            orders,
+        }
+    }
+}
+
+impl StoredOrder {
+    pub fn from_evaluation(index: i64, o: &OrderEvaluation) -> StoredOrder {
+        let procedure = o.procedure.as_ref();
+        StoredOrder {
+            order_index: index,
+            order_ref: o.order_ref.clone(),
+            order_codes: o.order_codes.clone(),
+            selected: o.selected,
+            outcome: enum_str(&o.outcome),
+            procedure_id: procedure.map(|p| p.procedure_id.clone()),
+            procedure_name: procedure.map(|p| p.procedure_name.clone()),
+            region: procedure.map(|p| enum_str(&p.region)),
+            contrast: procedure.map(|p| enum_str(&p.contrast)),
+            matched_code: procedure.map(|p| p.matched_code.clone()),
+            candidate_variants: o.candidate_variants.clone(),
+            chosen_variant: o.chosen_variant.clone(),
+            rating: o.rating.map(i64::from),
+            category: o.category.as_ref().map(enum_str),
+            evidence: o.evidence.clone(),
+            pama_rating: o.pama_rating.map(|r| r.code().to_owned()),
+            consult_id: o.consult_id.clone(),
+            assumptions: o.assumptions.clone(),
+            deciding_facts: o.deciding_facts.clone(),
+            card_uuid: o.card_uuid.clone(),
+            suggestion_uuids: o.suggestion_uuids.clone(),
+            suggestions: o
+                .suggestions
+                .iter()
+                .filter_map(|s| serde_json::to_value(s).ok())
+                .collect(),
+            safety_notes: o.safety_notes.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        let t = time::macros::datetime!(2026-03-01 10:05:31.250 UTC);
+        let ms = epoch_ms(t);
+        assert_eq!(ms_to_rfc3339(ms), "2026-03-01T10:05:31.25Z");
+    }
+
+    #[test]
+    fn enum_names_are_wire_names() {
+        assert_eq!(
+            enum_str(&vcf_engine::knowledge::Category::UsuallyNotAppropriate),
+            "usually-not-appropriate"
+        );
+        assert_eq!(
+            enum_str(&vcf_engine::evaluate::Outcome::NotEvaluated),
+            "not-evaluated"
+        );
+    }
+}

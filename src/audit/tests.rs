@@ -1,0 +1,567 @@
+//! Store tests, run against SQLite always and against PostgreSQL when `VCF_TEST_POSTGRES_URL`
+//! is set.
+
+use super::feedback::parse_feedback;
+use super::query::{self, Bucket, Filters, Page};
+use super::testing::{fresh_postgres_db, settings_in};
+use super::*;
+use serde_json::json;
+use vcf_engine::knowledge::Category;
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+macro_rules! both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                $body(settings_in(dir.path(), None)).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(url) = fresh_postgres_db().await else {
+                    eprintln!("skipped: {} not set", testing::POSTGRES_ENV);
+                    return;
+                };
+                let dir = tempfile::tempdir().unwrap();
+                $body(settings_in(dir.path(), Some(url))).await;
+            }
+        }
+    };
+}
+
+both_backends!(round_trip, round_trip_body);
+both_backends!(feedback_idempotent, feedback_idempotent_body);
+both_backends!(summary_matches, summary_matches_body);
+both_backends!(purge, purge_body);
+both_backends!(pseudonyms, pseudonyms_body);
+both_backends!(export_pages, export_pages_body);
+
+async fn export_pages_body(settings: crate::configuration::Settings) {
+    let store = AuditStore::open(&settings).await.unwrap();
+    let mut data = seed::generate(300, 8, now(), 2, "svc");
+    // Same millisecond for several calls: the cursor must still not skip or repeat rows.
+    let t = data.calls[0].received_at;
+    for c in data.calls.iter_mut().take(40) {
+        c.received_at = t;
+    }
+    let orders: usize = data.calls.iter().map(|c| c.orders.len()).sum();
+    seed::seed_store(&store, data).await.unwrap();
+    let db = store.db().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut after = None;
+    let mut last_ms = i64::MIN;
+    loop {
+        let page = query::export_page(db, &Filters::default(), after.as_ref(), 37)
+            .await
+            .unwrap();
+        for it in &page {
+            assert!(it.received_at_ms >= last_ms, "oldest first");
+            last_ms = it.received_at_ms;
+            assert!(
+                seen.insert((it.call_id.clone(), it.order_index)),
+                "no repeats"
+            );
+        }
+        match page.last() {
+            Some(l) if page.len() == 37 => {
+                after = Some((l.received_at_ms, l.call_id.clone(), l.order_index))
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(seen.len(), orders);
+    store.shutdown().await;
+}
+
+async fn round_trip_body(settings: crate::configuration::Settings) {
+    let store = AuditStore::open(&settings).await.unwrap();
+    assert!(store.ready());
+    let data = seed::generate(40, 1, now(), 3, "svc");
+    let orders: usize = data.calls.iter().map(|c| c.orders.len()).sum();
+    let first = data.calls[0].clone();
+    let with_suggestions = data
+        .calls
+        .iter()
+        .flat_map(|c| &c.orders)
+        .find(|o| !o.suggestions.is_empty())
+        .cloned()
+        .expect("an order with suggestions");
+    let (calls, _) = seed::seed_store(&store, data).await.unwrap();
+    assert_eq!(calls, 40);
+    let m = store.metrics();
+    assert!(m.records_committed >= 40);
+    assert_eq!(m.undelivered, 0);
+    let (total, items) = query::list_evaluations(
+        store.db().unwrap(),
+        &Filters {
+            hook_instance: Some(first.hook_instance.clone()),
+            ..Filters::default()
+        },
+        Page {
+            limit: 10,
+            offset: 0,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(total as usize, first.orders.len());
+    let o = &first.orders[0];
+    let it = &items[0];
+    assert_eq!(it.order_ref, o.order_ref);
+    assert_eq!(it.order_codes, o.order_codes);
+    assert_eq!(it.rating, o.rating.map(i64::from));
+    assert_eq!(it.chosen_variant, o.chosen_variant);
+    assert_eq!(it.card_uuid, o.card_uuid);
+    assert_eq!(it.suggestion_uuids, o.suggestion_uuids);
+    assert_eq!(it.consult_id, o.consult_id);
+    assert_eq!(it.user_id, first.user_id);
+    assert_eq!(it.delivery, "committed");
+    assert_eq!(
+        it.received_at_ms,
+        records::epoch_ms(first.received_at),
+        "time stored to the millisecond"
+    );
+    let (total, page) = query::list_evaluations(
+        store.db().unwrap(),
+        &Filters::default(),
+        Page {
+            limit: 7,
+            offset: 7,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(total as usize, orders);
+    assert_eq!(page.len(), 7);
+    let (_, items) = query::list_evaluations(
+        store.db().unwrap(),
+        &Filters {
+            card: with_suggestions.card_uuid.clone(),
+            ..Filters::default()
+        },
+        Page {
+            limit: 1,
+            offset: 0,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        items[0].suggestions.len(),
+        with_suggestions.suggestions.len()
+    );
+    assert_eq!(
+        items[0].suggestions[0]["uuid"],
+        with_suggestions.suggestions[0].uuid.as_str()
+    );
+    assert_eq!(items[0].safety_notes, with_suggestions.safety_notes);
+    // A call without orders still gets its call row.
+    let mut empty = first.clone();
+    empty.orders.clear();
+    empty.hook_instance = "no-orders".into();
+    assert_eq!(store.record_hook_call(empty).await, Delivery::Committed);
+    let (c, o, _) = store.db().unwrap().counts().await.unwrap();
+    assert_eq!(c, 41);
+    assert_eq!(o as usize, orders);
+    let s = query::summary(store.db().unwrap(), &Filters::default(), Bucket::Day)
+        .await
+        .unwrap();
+    assert_eq!(s["calls"], 41, "calls without orders are counted");
+    assert_eq!(s["delivery"]["committed"], 41);
+    store.shutdown().await;
+}
+
+async fn feedback_idempotent_body(settings: crate::configuration::Settings) {
+    let store = AuditStore::open(&settings).await.unwrap();
+    let body = json!({"feedback": [
+        {"card": "c-1", "outcome": "accepted", "acceptedSuggestions": [{"id": "s-1"}],
+         "outcomeTimestamp": "2026-01-01T10:00:00Z"},
+        {"card": "c-1", "outcome": "overridden", "overrideReason": {"userComment": "no"},
+         "outcomeTimestamp": "2026-01-01T10:01:00Z"}
+    ]});
+    let entries = parse_feedback(&body, "svc", now()).unwrap();
+    assert_eq!(
+        store.record_feedback(entries.clone()).await,
+        Delivery::Committed
+    );
+    assert_eq!(
+        store.record_feedback(entries.clone()).await,
+        Delivery::Committed
+    );
+    assert_eq!(
+        store.record_feedback(entries[..1].to_vec()).await,
+        Delivery::Committed
+    );
+    let (_, _, f) = store.db().unwrap().counts().await.unwrap();
+    assert_eq!(f, 2, "each distinct entry stored once");
+    store.shutdown().await;
+}
+
+async fn summary_matches_body(settings: crate::configuration::Settings) {
+    let store = AuditStore::open(&settings).await.unwrap();
+    let data = seed::generate(300, 42, now(), 10, "svc");
+    let orders: Vec<_> = data.calls.iter().flat_map(|c| c.orders.clone()).collect();
+    let feedback = data.feedback.clone();
+    seed::seed_store(&store, data).await.unwrap();
+    let s = query::summary(store.db().unwrap(), &Filters::default(), Bucket::Day)
+        .await
+        .unwrap();
+    let rated = orders.iter().filter(|o| o.rating.is_some()).count() as i64;
+    let not_app = orders
+        .iter()
+        .filter(|o| o.category == Some(Category::UsuallyNotAppropriate))
+        .count() as i64;
+    assert_eq!(s["calls"], 300);
+    assert_eq!(s["orders"], orders.len() as i64);
+    assert_eq!(s["orders_rated"], rated);
+    assert_eq!(s["not_appropriate"], not_app);
+    let v1 = s["by_variant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["variant"] == "V1")
+        .unwrap();
+    let v1_orders = orders
+        .iter()
+        .filter(|o| o.chosen_variant.as_deref() == Some("V1"))
+        .count() as i64;
+    assert_eq!(v1["orders"], v1_orders);
+    let overridden_cards: std::collections::BTreeSet<String> = feedback
+        .iter()
+        .flat_map(|(_, b)| b["feedback"].as_array().unwrap().clone())
+        .filter(|e| e["outcome"] == "overridden")
+        .map(|e| e["card"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        s["feedback"]["cards_overridden"],
+        overridden_cards.len() as i64
+    );
+    assert_eq!(s["feedback"]["entries"], feedback.len() as i64);
+    assert_eq!(s["feedback"]["unlinked_entries"], 0);
+    let reasons: i64 = s["override_reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["count"].as_i64().unwrap())
+        .sum();
+    assert!(reasons as usize <= overridden_cards.len() && reasons > 0);
+    let points: i64 = s["timeline"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p["usually_appropriate"].as_i64().unwrap()
+                + p["may_be_appropriate"].as_i64().unwrap()
+                + p["usually_not_appropriate"].as_i64().unwrap()
+        })
+        .sum();
+    assert_eq!(points, rated);
+    // A filter narrows every figure.
+    let f = Filters {
+        variant: Some("V1".into()),
+        ..Filters::default()
+    };
+    let s1 = query::summary(store.db().unwrap(), &f, Bucket::Week)
+        .await
+        .unwrap();
+    assert_eq!(s1["orders"], v1_orders);
+    assert_eq!(s1["by_variant"].as_array().unwrap().len(), 1);
+    store.shutdown().await;
+}
+
+async fn purge_body(settings: crate::configuration::Settings) {
+    let store = AuditStore::open(&settings).await.unwrap();
+    let t = now();
+    let mut data = seed::generate(20, 3, t - time::Duration::days(100), 1, "svc");
+    let recent = seed::generate(10, 4, t, 1, "svc");
+    data.calls.extend(recent.calls);
+    data.feedback.clear();
+    seed::seed_store(&store, data).await.unwrap();
+    let (calls, _, _) = store
+        .purge_before(t - time::Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(calls, 20);
+    let (c, _, _) = store.db().unwrap().counts().await.unwrap();
+    assert_eq!(c, 10);
+    store.shutdown().await;
+}
+
+async fn pseudonyms_body(mut settings: crate::configuration::Settings) {
+    settings.audit_pseudonym_key = Some("a-test-key-of-enough-length".into());
+    let store = AuditStore::open(&settings).await.unwrap();
+    let data = seed::generate(5, 9, now(), 1, "svc");
+    let call = data.calls[0].clone();
+    seed::seed_store(&store, data).await.unwrap();
+    let params = vec![("user".to_owned(), call.user_id.clone())];
+    let f = Filters::parse(&params, store.pseudonymizer(), &[]).unwrap();
+    let (total, items) = query::list_evaluations(
+        store.db().unwrap(),
+        &f,
+        Page {
+            limit: 50,
+            offset: 0,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(total >= 1);
+    for it in &items {
+        assert!(pseudonym::is_pseudonym(&it.user_id));
+        assert!(pseudonym::is_pseudonym(&it.patient_id));
+        assert_ne!(it.patient_id, call.patient_id);
+    }
+    // Nothing un-pseudonymized reached the database file.
+    store.shutdown().await;
+    if let db::AuditDbLocation::Sqlite(path) =
+        db::AuditDbLocation::parse(&settings.audit_db).unwrap()
+    {
+        let bytes = std::fs::read(path).unwrap();
+        let needle = call.patient_id.as_bytes();
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    }
+}
+
+/// The store is locked by another writer: hook calls are answered from the spool within the
+/// write timeout, and the spool is replayed once the lock is gone. Nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_outage_spools_and_replays() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings_in(dir.path(), None);
+    settings.audit_write_timeout_ms = 300;
+    let store = AuditStore::open(&settings).await.unwrap();
+    let db_path = dir.path().join("audit.sqlite");
+    let mut blocker =
+        sqlx::AnyConnection::connect(&format!("sqlite://{}", db_path.to_string_lossy()))
+            .await
+            .unwrap();
+    blocker.execute("BEGIN EXCLUSIVE").await.unwrap();
+
+    let data = seed::generate(30, 5, now(), 1, "svc");
+    let expected: Vec<String> = data.calls.iter().map(|c| c.hook_instance.clone()).collect();
+    let started = std::time::Instant::now();
+    let deliveries =
+        futures_util::future::join_all(data.calls.into_iter().map(|c| store.record_hook_call(c)))
+            .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        deliveries.iter().all(|d| *d == Delivery::Spooled),
+        "{deliveries:?}"
+    );
+    let m = store.metrics();
+    assert_eq!(m.undelivered, 30);
+    assert!(!store.ready());
+    assert_eq!(m.spool_backlog, 30);
+
+    blocker.execute("COMMIT").await.unwrap();
+    drop(blocker);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.metrics().spool_backlog > 0 || !store.ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            store.metrics()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for hi in &expected {
+        let (n, items) = query::list_evaluations(
+            store.db().unwrap(),
+            &Filters {
+                hook_instance: Some(hi.clone()),
+                ..Filters::default()
+            },
+            Page {
+                limit: 5,
+                offset: 0,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(n >= 1, "{hi} lost");
+        assert_eq!(items[0].delivery, "spooled");
+    }
+    assert_eq!(store.metrics().records_replayed, 30);
+    assert_eq!(store.metrics().dead_letter, 0);
+    store.shutdown().await;
+}
+
+/// A crash after spooling: the next start replays the spool (idempotently, also records that
+/// were both committed and spooled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_is_replayed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_in(dir.path(), None);
+    let data = seed::generate(12, 6, now(), 1, "svc");
+    let p = pseudonym::Pseudonymizer::new(None);
+    let recs: Vec<SpoolRecord> = data
+        .calls
+        .into_iter()
+        .map(|c| SpoolRecord::Call(StoredCall::from_record(c, &p)))
+        .collect();
+    {
+        let mut spool = spool::Spool::open(&settings.audit_spool_dir).unwrap();
+        spool.append(&recs.iter().collect::<Vec<_>>()).unwrap();
+        // The same records twice (e.g. committed, then spooled after a timeout).
+        spool
+            .append(&recs.iter().take(4).collect::<Vec<_>>())
+            .unwrap();
+    }
+    let store = AuditStore::open(&settings).await.unwrap();
+    assert!(store.flush().await);
+    let (c, _, _) = store.db().unwrap().counts().await.unwrap();
+    assert_eq!(c, 12);
+    assert_eq!(store.metrics().spool_backlog, 0);
+    store.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_audit_db_fails_start_but_unreachable_postgres_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = settings_in(dir.path(), Some("mysql://x/y".into()));
+    assert!(AuditStore::open(&bad).await.is_err());
+    // Nothing listens on port 1.
+    let mut down = settings_in(dir.path(), Some("postgres://u@127.0.0.1:1/audit".into()));
+    down.audit_write_timeout_ms = 200;
+    let store = AuditStore::open(&down).await.unwrap();
+    assert!(!store.ready());
+    let data = seed::generate(3, 1, now(), 1, "svc");
+    for c in data.calls {
+        assert_eq!(store.record_hook_call(c).await, Delivery::Spooled);
+    }
+    assert_eq!(store.metrics().spool_backlog, 3);
+    store.shutdown().await;
+    // The spool survives for the next start.
+    let spool = spool::Spool::open(&down.audit_spool_dir).unwrap();
+    assert_eq!(spool.backlog(), 3);
+}
+
+/// Write throughput with group commit (run with `--ignored --nocapture`; figures in
+/// BENCHMARKS.md). `VCF_BENCH_CALLS` sets the number of calls (default 20000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn audit_write_throughput() {
+    let n: usize = std::env::var("VCF_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let mut backends = vec![("sqlite", None)];
+    if let Some(url) = fresh_postgres_db().await {
+        backends.push(("postgres", Some(url)));
+    }
+    for (name, url) in backends {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuditStore::open(&settings_in(dir.path(), url))
+            .await
+            .unwrap();
+        let data = seed::generate(n, 11, now(), 30, "svc");
+        let orders: usize = data.calls.iter().map(|c| c.orders.len()).sum();
+        // Concurrent callers (like concurrent hook requests): group commit.
+        let store2 = store.clone();
+        let started = std::time::Instant::now();
+        let mut tasks = vec![];
+        let per = n.div_ceil(64);
+        for chunk in data.calls.chunks(per).map(|c| c.to_vec()) {
+            let s = store2.clone();
+            tasks.push(tokio::spawn(async move {
+                for c in chunk {
+                    assert_eq!(s.record_hook_call(c).await, Delivery::Committed);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let m = store.metrics();
+        // One caller at a time: one transaction (and fsync) per call.
+        let seq = seed::generate(500, 12, now(), 30, "svc");
+        let t0 = std::time::Instant::now();
+        for c in seq.calls {
+            store.record_hook_call(c).await;
+        }
+        let seq_secs = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "audit write throughput {name}: {n} calls ({orders} order rows) from 64 concurrent callers in {secs:.2} s = {:.0} calls/s, {:.0} order rows/s, {} transactions (avg {:.1} calls each); sequential single caller: {:.0} calls/s",
+            n as f64 / secs,
+            orders as f64 / secs,
+            m.commit_batches,
+            n as f64 / m.commit_batches as f64,
+            500.0 / seq_secs
+        );
+        store.shutdown().await;
+    }
+}
+
+/// PostgreSQL refuses NUL bytes in text: that record goes to the dead-letter file, the others of
+/// its batch are stored, and the spool does not get stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_record_goes_to_dead_letter_postgres() {
+    let Some(url) = fresh_postgres_db().await else {
+        eprintln!("skipped: {} not set", testing::POSTGRES_ENV);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_in(dir.path(), Some(url));
+    let good = parse_feedback(
+        &json!({"feedback": [
+            {"card": "c-1", "outcome": "overridden", "overrideReason": {"userComment": "fine"},
+             "outcomeTimestamp": "2026-01-01T10:00:00Z"},
+            {"card": "c-2", "outcome": "overridden", "overrideReason": {"userComment": "bad \u{0} byte"},
+             "outcomeTimestamp": "2026-01-01T10:00:00Z"}
+        ]}),
+        "svc",
+        now(),
+    )
+    .unwrap();
+    {
+        let mut spool = spool::Spool::open(&settings.audit_spool_dir).unwrap();
+        let recs: Vec<SpoolRecord> = good.into_iter().map(SpoolRecord::Feedback).collect();
+        spool.append(&recs.iter().collect::<Vec<_>>()).unwrap();
+    }
+    let store = AuditStore::open(&settings).await.unwrap();
+    assert!(store.flush().await);
+    assert_eq!(store.metrics().dead_letter, 1);
+    let (_, _, f) = store.db().unwrap().counts().await.unwrap();
+    assert_eq!(f, 1);
+    let dl = std::fs::read_to_string(settings.audit_spool_dir.join("dead-letter.jsonl")).unwrap();
+    assert!(dl.contains("c-2"));
+    store.shutdown().await;
+}
+
+/// Spool replay speed (run with `--ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn spool_replay_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_in(dir.path(), None);
+    let n = 20_000;
+    let data = seed::generate(n, 13, now(), 30, "svc");
+    let p = pseudonym::Pseudonymizer::new(None);
+    let recs: Vec<SpoolRecord> = data
+        .calls
+        .into_iter()
+        .map(|c| SpoolRecord::Call(StoredCall::from_record(c, &p)))
+        .collect();
+    {
+        let mut spool = spool::Spool::open(&settings.audit_spool_dir).unwrap();
+        for chunk in recs.chunks(64) {
+            spool.append(&chunk.iter().collect::<Vec<_>>()).unwrap();
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let store = AuditStore::open(&settings).await.unwrap();
+    assert!(store.flush().await);
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "spool replay: {n} calls in {secs:.2} s = {:.0} calls/s",
+        n as f64 / secs
+    );
+    store.shutdown().await;
+}

@@ -1,0 +1,445 @@
+//! The single writer task. Every record goes through it; it commits whatever has queued up while
+//! the previous transaction ran in one transaction (group commit), falls back to the spool when
+//! the store fails or is slow, and replays the spool when the store is back.
+
+use super::Delivery;
+use super::db::Db;
+use super::records::SpoolRecord;
+use super::spool::Spool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{MissedTickBehavior, timeout};
+
+/// Most records committed in one transaction.
+const MAX_BATCH: usize = 1024;
+/// Records replayed from the spool per transaction.
+const REPLAY_CHUNK: usize = 512;
+
+pub(crate) enum Msg {
+    Write {
+        records: Vec<SpoolRecord>,
+        reply: oneshot::Sender<Delivery>,
+    },
+    /// Replay the spool now (as far as the store takes it); answers whether it is empty.
+    Flush {
+        reply: oneshot::Sender<bool>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Counters shared with [`super::AuditStore::metrics`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub committed: AtomicU64,
+    pub spooled: AtomicU64,
+    pub replayed: AtomicU64,
+    pub volatile: AtomicU64,
+    pub volatile_pending: AtomicU64,
+    pub dead_letter: AtomicU64,
+    pub store_failures: AtomicU64,
+    pub batches: AtomicU64,
+    pub backlog: AtomicU64,
+    pub store_up: AtomicBool,
+}
+
+pub(crate) struct Writer {
+    pub db: Arc<Db>,
+    pub spool: Arc<Mutex<Spool>>,
+    pub counters: Arc<Counters>,
+    pub write_timeout: Duration,
+    pub retry_interval: Duration,
+    pub store_up: bool,
+    /// Records neither the store nor the spool took (disk trouble); retried on every tick.
+    pub memory: Vec<SpoolRecord>,
+    /// Spool replay paused until the next tick (after a spool read error).
+    pub paused: bool,
+    /// Background probe of an unavailable store.
+    pub probe: Option<tokio::task::JoinHandle<bool>>,
+}
+
+fn now_ms() -> i64 {
+    super::records::epoch_ms(time::OffsetDateTime::now_utc())
+}
+
+impl Writer {
+    fn set_store_up(&mut self, up: bool) {
+        if self.store_up != up {
+            if up {
+                tracing::info!("audit store reachable");
+            } else {
+                self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.store_up = up;
+        self.counters.store_up.store(up, Ordering::Release);
+    }
+
+    fn backlog(&self) -> u64 {
+        self.spool.lock().map(|s| s.backlog()).unwrap_or(0)
+    }
+
+    fn publish_backlog(&self) {
+        self.counters
+            .backlog
+            .store(self.backlog(), Ordering::Release);
+    }
+
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut tick = tokio::time::interval(self.retry_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.publish_backlog();
+        loop {
+            let draining = self.store_up && !self.paused && self.backlog() > 0;
+            tokio::select! {
+                biased;
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    match msg {
+                        Msg::Write { records, reply } => {
+                            let mut jobs = vec![(records, reply)];
+                            let mut control = vec![];
+                            let mut n = jobs[0].0.len();
+                            while n < MAX_BATCH {
+                                match rx.try_recv() {
+                                    Ok(Msg::Write { records, reply }) => {
+                                        n += records.len();
+                                        jobs.push((records, reply));
+                                    }
+                                    Ok(other) => {
+                                        control.push(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            self.write(jobs).await;
+                            for m in control {
+                                if self.control(m, &mut rx).await {
+                                    return;
+                                }
+                            }
+                        }
+                        other => {
+                            if self.control(other, &mut rx).await {
+                                return;
+                            }
+                        }
+                    }
+                }
+                _ = tick.tick() => self.retry().await,
+                _ = std::future::ready(()), if draining => {
+                    self.drain_step().await;
+                }
+            }
+        }
+        self.db.close().await;
+    }
+
+    /// Handles Flush / Shutdown; true when the writer must stop.
+    async fn control(&mut self, msg: Msg, rx: &mut mpsc::Receiver<Msg>) -> bool {
+        match msg {
+            Msg::Write { records, reply } => {
+                self.write(vec![(records, reply)]).await;
+                false
+            }
+            Msg::Flush { reply } => {
+                let empty = self.flush(Duration::from_secs(30)).await;
+                let _ = reply.send(empty);
+                false
+            }
+            Msg::Shutdown { reply } => {
+                rx.close();
+                while let Some(m) = rx.recv().await {
+                    match m {
+                        Msg::Write { records, reply } => self.write(vec![(records, reply)]).await,
+                        Msg::Flush { reply } => {
+                            let _ = reply.send(self.backlog() == 0);
+                        }
+                        Msg::Shutdown { reply } => {
+                            let _ = reply.send(());
+                        }
+                    }
+                }
+                self.flush(Duration::from_secs(5)).await;
+                if !self.memory.is_empty() {
+                    self.retry().await;
+                }
+                let backlog = self.backlog();
+                if backlog > 0 || !self.memory.is_empty() {
+                    tracing::warn!(
+                        spool_backlog = backlog,
+                        in_memory = self.memory.len(),
+                        "audit: shutting down with records not yet in the store (the spool is replayed at next start)"
+                    );
+                }
+                self.db.close().await;
+                let _ = reply.send(());
+                true
+            }
+        }
+    }
+
+    async fn write(&mut self, jobs: Vec<(Vec<SpoolRecord>, oneshot::Sender<Delivery>)>) {
+        let refs: Vec<&SpoolRecord> = jobs.iter().flat_map(|(r, _)| r.iter()).collect();
+        let n = refs.len() as u64;
+        let delivery = if self.store_up {
+            match timeout(
+                self.write_timeout,
+                self.db.insert_batch(&refs, "committed", now_ms()),
+            )
+            .await
+            {
+                Ok(Ok(())) => {
+                    self.counters.committed.fetch_add(n, Ordering::Relaxed);
+                    self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                    Ok(Delivery::Committed)
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(records = n, error = %e, "audit store write failed; spooling");
+                    Err(self.db.is_record_error(&e))
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        records = n,
+                        timeout_ms = self.write_timeout.as_millis() as u64,
+                        "audit store write timed out; spooling"
+                    );
+                    Err(false)
+                }
+            }
+        } else {
+            Err(false)
+        };
+        let delivery = match delivery {
+            Ok(d) => d,
+            Err(record_error) => {
+                if !record_error {
+                    // The store is in trouble: spool directly until a probe succeeds.
+                    self.set_store_up(false);
+                }
+                let owned: Vec<SpoolRecord> = refs.into_iter().cloned().collect();
+                self.spool_records(owned).await
+            }
+        };
+        for (_, reply) in jobs {
+            let _ = reply.send(delivery);
+        }
+    }
+
+    /// Appends to the spool (fsync); keeps the records in memory when even that fails.
+    async fn spool_records(&mut self, records: Vec<SpoolRecord>) -> Delivery {
+        let n = records.len() as u64;
+        let spool = self.spool.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&SpoolRecord> = records.iter().collect();
+            let r = spool
+                .lock()
+                .map_err(|_| std::io::Error::other("spool lock poisoned"))
+                .and_then(|mut s| s.append(&refs));
+            (r, records)
+        })
+        .await;
+        match result {
+            Ok((Ok(()), _)) => {
+                self.counters.spooled.fetch_add(n, Ordering::Relaxed);
+                self.publish_backlog();
+                Delivery::Spooled
+            }
+            Ok((Err(e), records)) => {
+                tracing::error!(records = n, error = %e, "audit spool write failed; records kept in memory only");
+                self.counters.volatile.fetch_add(n, Ordering::Relaxed);
+                self.counters
+                    .volatile_pending
+                    .fetch_add(n, Ordering::Relaxed);
+                self.memory.extend(records);
+                Delivery::Volatile
+            }
+            Err(e) => {
+                tracing::error!(records = n, error = %e, "audit spool task failed");
+                self.counters.volatile.fetch_add(n, Ordering::Relaxed);
+                Delivery::Volatile
+            }
+        }
+    }
+
+    /// Periodic: moves in-memory records to the spool, re-checks an unreachable store.
+    async fn retry(&mut self) {
+        self.paused = false;
+        if !self.memory.is_empty() {
+            let records = std::mem::take(&mut self.memory);
+            let n = records.len() as u64;
+            let spool = self.spool.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&SpoolRecord> = records.iter().collect();
+                let r = spool
+                    .lock()
+                    .map_err(|_| std::io::Error::other("spool lock poisoned"))
+                    .and_then(|mut s| s.append(&refs));
+                (r, records)
+            })
+            .await;
+            match result {
+                Ok((Ok(()), _)) => {
+                    self.counters
+                        .volatile_pending
+                        .fetch_sub(n, Ordering::Relaxed);
+                    self.publish_backlog();
+                }
+                Ok((Err(_), records)) => self.memory = records,
+                Err(_) => {}
+            }
+        }
+        if !self.store_up {
+            // Probe in the background: hook calls keep being answered (from the spool) while a
+            // connection attempt to a dead server waits for its timeout.
+            match &self.probe {
+                Some(h) if h.is_finished() => {
+                    let h = self.probe.take().expect("probe present");
+                    if matches!(h.await, Ok(true)) {
+                        self.set_store_up(true);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let db = self.db.clone();
+                    let t = self.write_timeout.max(Duration::from_secs(1));
+                    self.probe = Some(tokio::spawn(async move {
+                        match timeout(t, db.ensure_ready()).await {
+                            Ok(Ok(())) => true,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "audit store still unavailable");
+                                false
+                            }
+                            Err(_) => false,
+                        }
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Probes the store and waits for the answer (flush and shutdown only).
+    async fn probe_now(&mut self) {
+        if let Some(h) = self.probe.take() {
+            h.abort();
+        }
+        let t = self.write_timeout.max(Duration::from_secs(1));
+        if matches!(timeout(t, self.db.ensure_ready()).await, Ok(Ok(()))) {
+            self.set_store_up(true);
+        }
+    }
+
+    /// Replays one chunk of the spool into the store.
+    async fn drain_step(&mut self) {
+        let spool = self.spool.clone();
+        let chunk = tokio::task::spawn_blocking(move || {
+            spool
+                .lock()
+                .map_err(|_| std::io::Error::other("spool lock poisoned"))
+                .and_then(|mut s| s.read_chunk(REPLAY_CHUNK))
+        })
+        .await;
+        let chunk = match chunk {
+            Ok(Ok(Some(c))) => c,
+            Ok(Ok(None)) => {
+                self.publish_backlog();
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "audit spool read failed");
+                self.paused = true;
+                return;
+            }
+            Err(_) => {
+                self.paused = true;
+                return;
+            }
+        };
+        let refs: Vec<&SpoolRecord> = chunk.records.iter().collect();
+        let n = refs.len() as u64;
+        match timeout(
+            self.write_timeout,
+            self.db.insert_batch(&refs, "spooled", now_ms()),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if self.db.is_record_error(&e) => {
+                // One (or more) records the store refuses: store the rest one by one.
+                for r in &refs {
+                    match timeout(
+                        self.write_timeout,
+                        self.db.insert_batch(&[*r], "spooled", now_ms()),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) if self.db.is_record_error(&e) => {
+                            let err = e.to_string();
+                            tracing::error!(error = %err, "audit store refused a spooled record; moved to dead-letter.jsonl");
+                            let dl = self
+                                .spool
+                                .lock()
+                                .map_err(|_| std::io::Error::other("spool lock poisoned"))
+                                .and_then(|mut s| s.dead_letter(r, &err));
+                            if dl.is_err() {
+                                self.paused = true;
+                                return;
+                            }
+                            self.counters.dead_letter.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            self.set_store_up(false);
+                            return;
+                        }
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "audit spool replay failed; retrying later");
+                self.set_store_up(false);
+                return;
+            }
+            Err(_) => {
+                self.set_store_up(false);
+                return;
+            }
+        }
+        let confirmed = self
+            .spool
+            .lock()
+            .map_err(|_| std::io::Error::other("spool lock poisoned"))
+            .and_then(|mut s| s.confirm(&chunk));
+        if let Err(e) = confirmed {
+            tracing::error!(error = %e, "audit spool: cannot remove a replayed segment");
+            self.paused = true;
+        }
+        self.counters.replayed.fetch_add(n, Ordering::Relaxed);
+        self.publish_backlog();
+        if self.backlog() == 0 {
+            tracing::info!("audit spool replayed into the store");
+        }
+    }
+
+    /// Replays the spool until it is empty, the store fails or `budget` has passed.
+    async fn flush(&mut self, budget: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + budget;
+        if !self.memory.is_empty() {
+            self.retry().await;
+        }
+        if !self.store_up {
+            self.probe_now().await;
+        }
+        while self.store_up && !self.paused && self.backlog() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            self.drain_step().await;
+        }
+        self.backlog() == 0 && self.memory.is_empty()
+    }
+}
