@@ -10,7 +10,6 @@
 //! such entries.
 
 use crate::audit::feedback::parse_feedback;
-use crate::cds::discovery;
 use crate::error::{ApiError, Issue, IssueType};
 use crate::routes::body;
 use crate::startup::AppState;
@@ -24,12 +23,7 @@ pub async fn feedback(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let service = discovery::service(&id).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no CDS service {:?}; GET /cds-services lists the services",
-            id.chars().take(100).collect::<String>()
-        ))
-    })?;
+    let service = crate::routes::service_or_404(&id)?;
     let bytes = body::read_json(&req, payload, state.settings.max_body_bytes).await?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("", format!("request body is not valid JSON: {e}")))?;

@@ -2,7 +2,6 @@
 
 use crate::audit::HookCallRecord;
 use crate::auth::VerifiedClient;
-use crate::cds::discovery;
 use crate::cds::pipeline;
 use crate::error::ApiError;
 use crate::routes::body;
@@ -18,12 +17,7 @@ pub async fn call_service(
     let received_at = time::OffsetDateTime::now_utc();
     let started = std::time::Instant::now();
     let id = path.into_inner();
-    let service = discovery::service(&id).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no CDS service {:?}; GET /cds-services lists the services",
-            id.chars().take(100).collect::<String>()
-        ))
-    })?;
+    let service = crate::routes::service_or_404(&id)?;
     let bytes = body::read_json(&req, payload, state.settings.max_body_bytes).await?;
     // security (issue 5): the client verified by the auth middleware (Anonymous in open mode).
     let client = req

@@ -5,7 +5,6 @@ use serde_json::Value;
 use vcf_cds::audit::AuditStore;
 use vcf_cds::audit::seed::{self, Generated};
 use vcf_cds::configuration::Settings;
-use vcf_cds::startup::Application;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const SERVICE: &str = "vcf-order-select";
@@ -29,17 +28,7 @@ pub async fn spawn_seeded(
         seed::seed_store(&store, data).await.expect("seeded");
         store.shutdown().await;
     }
-    let app = Application::build(settings).await.expect("app builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        _dir: dir,
-    }
+    start(settings, dir).await
 }
 
 impl TestApp {

@@ -37,6 +37,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings(dir.path());
     configure(&mut settings);
+    start(settings, dir).await
+}
+
+/// Starts the application with `settings`; `dir` holds its files for the test's duration.
+pub async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
     let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
