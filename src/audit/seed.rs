@@ -329,7 +329,8 @@ pub fn generate(
                 o.rating = None;
                 o.category = None;
                 o.evidence = None;
-                o.pama_rating = Some(PamaRating::NoCriteriaApply);
+                // The engine gives no PAMA rating without enough information.
+                o.pama_rating = None;
                 o.deciding_facts = vec!["History of malignancy".into()];
             }
             if rng.chance(0.4) {
