@@ -24,3 +24,40 @@ async fn unknown_paths_get_an_operation_outcome() {
         .unwrap();
     assert_outcome(r, 405).await;
 }
+
+#[tokio::test]
+async fn knowledge_file_replaces_the_compiled_in_knowledge() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge/acr-vcf-2022.toml"),
+    )
+    .unwrap();
+    let replaced = text.replacen("version = \"", "version = \"reviewed-copy-", 1);
+    assert_ne!(replaced, text);
+    let file = dir.path().join("reviewed.toml");
+    std::fs::write(&file, &replaced).unwrap();
+    let app = spawn_app_with(|s| s.knowledge_file = Some(file.clone())).await;
+    let body: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+    assert!(
+        body["knowledge"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("reviewed-copy-"),
+        "{body}"
+    );
+
+    // A replacement that fails validation stops start-up instead of serving wrong advice.
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        text.replacen("rating = 9, median = 9", "rating = 2, median = 2", 1),
+    )
+    .unwrap();
+    let mut settings = test_settings(dir.path());
+    settings.knowledge_file = Some(broken);
+    let err = vcf_cds::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("must fail");
+    assert!(format!("{err:#}").contains("validation"), "{err:#}");
+}
