@@ -11,6 +11,7 @@ pub mod cds;
 pub mod cli;
 pub mod configuration;
 pub mod error;
+pub mod fixture_loader;
 pub mod knowledge_source;
 pub mod limits;
 pub mod routes;
