@@ -167,6 +167,7 @@ fn run(
             .wrap(from_fn(access_log))
             .route("/healthz", web::get().to(routes::health::healthz))
             .route("/readyz", web::get().to(routes::health::readyz))
+            .route("/openapi.json", web::get().to(routes::openapi::openapi))
             .route("/cds-services", web::get().to(routes::discovery::discovery))
             .route(
                 "/cds-services/{id}",
@@ -191,7 +192,8 @@ async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     let known_path = req.path() == "/cds-services"
         || req.path().starts_with("/cds-services/")
         || req.path() == "/healthz"
-        || req.path() == "/readyz";
+        || req.path() == "/readyz"
+        || req.path() == "/openapi.json";
     if known_path {
         ApiError::new(
             actix_web::http::StatusCode::METHOD_NOT_ALLOWED,

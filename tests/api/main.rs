@@ -15,4 +15,5 @@ mod fhir_store;
 mod health;
 mod helpers;
 mod hooks_examples;
+mod openapi;
 mod prefetch;
