@@ -14,6 +14,7 @@ pub mod error;
 pub mod fixture_loader;
 pub mod knowledge_source;
 pub mod limits;
+pub mod request_id;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

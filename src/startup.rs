@@ -125,7 +125,8 @@ fn cors(settings: &Settings) -> Cors {
 }
 
 /// Logs one line per request: method, path (no query string: it may carry filter values),
-/// status and latency. Nothing from headers or bodies.
+/// status and latency, inside the `request` span carrying `request_id`. Nothing else from
+/// headers or bodies.
 async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -165,6 +166,8 @@ fn run(
             .wrap(from_fn(crate::auth::middleware::require_auth))
             .wrap(cors(&state.settings))
             .wrap(from_fn(access_log))
+            // Outermost: the id is set before the access log line and echoed on every answer.
+            .wrap(from_fn(crate::request_id::middleware))
             .route("/healthz", web::get().to(routes::health::healthz))
             .route("/readyz", web::get().to(routes::health::readyz))
             .route("/openapi.json", web::get().to(routes::openapi::openapi))

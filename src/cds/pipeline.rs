@@ -33,25 +33,36 @@ pub async fn process(
     service: &ServiceDef,
     body: &[u8],
 ) -> Result<Processed, ApiError> {
-    process_for(state, service, body, &VerifiedClient::Anonymous).await
+    process_for(state, service, body, &VerifiedClient::Anonymous, None).await
 }
 
 /// Runs one hook call for `service` on behalf of `client` (whose issuer and tenant decide which
-/// FHIR servers are trusted).
+/// FHIR servers are trusted). `request_id` (the HTTP `X-Request-Id`) goes into the `hook` span.
 pub async fn process_for(
     state: &AppState,
     service: &ServiceDef,
     body: &[u8],
     client: &VerifiedClient,
+    request_id: Option<&str>,
 ) -> Result<Processed, ApiError> {
     let request = request::parse(body, service.hook)?;
     let span = tracing::info_span!(
         "hook",
+        request_id = request_id.unwrap_or("-"),
         service = service.id,
         hook_instance = %request.hook_instance,
         orders = request.draft_orders.len(),
     );
-    evaluate(state, request, client).instrument(span).await
+    async {
+        let processed = evaluate(state, request, client).await?;
+        tracing::info!(
+            cards = processed.evaluation.response.cards.len(),
+            "hook evaluated"
+        );
+        Ok(processed)
+    }
+    .instrument(span)
+    .await
 }
 
 async fn evaluate(

@@ -25,7 +25,9 @@ pub async fn call_service(
         .get::<VerifiedClient>()
         .cloned()
         .unwrap_or(VerifiedClient::Anonymous);
-    let processed = pipeline::process_for(&state, service, &bytes, &client).await?;
+    let request_id = crate::request_id::RequestId::of(&req);
+    let processed =
+        pipeline::process_for(&state, service, &bytes, &client, Some(&request_id)).await?;
     // The answer is released only once its audit records are committed (or spooled).
     let record = HookCallRecord {
         received_at,

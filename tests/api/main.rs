@@ -17,3 +17,5 @@ mod helpers;
 mod hooks_examples;
 mod openapi;
 mod prefetch;
+mod process;
+mod request_id;
