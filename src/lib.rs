@@ -14,6 +14,7 @@ pub mod error;
 pub mod fixture_loader;
 pub mod knowledge_source;
 pub mod limits;
+pub mod metrics;
 pub mod request_id;
 pub mod routes;
 pub mod startup;
