@@ -152,6 +152,11 @@ fn migrator() -> Migrator {
             "suggestions and safety notes",
             include_str!("migrations/0002_suggestions_and_safety_notes.sql"),
         ),
+        m(
+            3,
+            "shared jti replay cache",
+            include_str!("migrations/0003_auth_jti_seen.sql"),
+        ),
     ])
 }
 

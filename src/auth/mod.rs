@@ -27,7 +27,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, PublicKeyUse};
 use jwks::{JwksOptions, KeySet, KeySource, RemoteJwks};
-use replay::{ReplayCache, ReplayError};
+use replay::{ReplayError, ReplayStore};
 use serde::Deserialize;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -257,7 +257,7 @@ pub struct Authenticator {
     base_url: String,
     open_discovery: bool,
     issuers: Vec<IssuerVerifier>,
-    replay: ReplayCache,
+    replay: ReplayStore,
     clock: Clock,
     skew: i64,
     max_lifetime: i64,
@@ -316,7 +316,7 @@ impl Authenticator {
             base_url: settings.base_url(),
             open_discovery: settings.open_discovery,
             issuers,
-            replay: ReplayCache::new(options.replay_max_entries),
+            replay: ReplayStore::for_audit_db(&settings.audit_db, options.replay_max_entries),
             clock: options.clock,
             skew: options.clock_skew_secs,
             max_lifetime: options.max_token_lifetime_secs,
@@ -482,6 +482,7 @@ impl Authenticator {
         }
         self.replay
             .check_and_insert(&issuer.iss, jti, exp + self.skew, now)
+            .await
             .map_err(|e| match e {
                 ReplayError::Replayed => AuthFailure::Replayed,
                 ReplayError::Full => {

@@ -5,5 +5,8 @@ mod auth_http;
 mod auth_jwt;
 mod bad_input;
 mod fuzz_corpus;
+#[path = "../api/process.rs"]
+mod process;
+mod replicas;
 mod startup_mode;
 mod support;
