@@ -13,6 +13,7 @@ pub mod configuration;
 pub mod error;
 pub mod fixture_loader;
 pub mod knowledge_source;
+pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod request_id;

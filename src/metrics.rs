@@ -63,6 +63,9 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Refused CDS client JWTs by reason (owned by the authenticator, registered here).
+pub type JwtFailures = Family<ReasonLabels, Counter>;
+
 fn latency_histogram() -> Histogram {
     // 1 ms .. ~16 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
@@ -80,7 +83,7 @@ pub struct Metrics {
     pub fhir_failures: Family<FailureLabels, Counter>,
     pub audit_commit_duration: Histogram,
     pub audit_batch_size: Histogram,
-    pub jwt_failures: Family<ReasonLabels, Counter>,
+    pub jwt_failures: JwtFailures,
     /// 1 while ready, 0 while starting or draining.
     pub ready: Gauge,
 }
@@ -92,9 +95,11 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Registers every family; `audit` is read at each scrape.
-    pub fn new(audit: AuditStore) -> Metrics {
+    /// Registers every family; `audit` is read at each scrape; `jwt_failures` comes from the
+    /// authenticator.
+    pub fn new(audit: AuditStore, jwt_failures: JwtFailures) -> Metrics {
         let mut registry = Registry::with_prefix("vcf_cds");
+        let (audit_commit_duration, audit_batch_size) = audit.commit_histograms();
         let m = Metrics {
             registry: Registry::default(),
             http_requests: Family::default(),
@@ -104,9 +109,9 @@ impl Metrics {
             fhir_fetches: Family::default(),
             fhir_duration: Family::new_with_constructor(latency_histogram),
             fhir_failures: Family::default(),
-            audit_commit_duration: latency_histogram(),
-            audit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
-            jwt_failures: Family::default(),
+            audit_commit_duration,
+            audit_batch_size,
+            jwt_failures,
             ready: Gauge::default(),
         };
         registry.register(
@@ -187,6 +192,118 @@ impl Metrics {
                 method: method.to_owned(),
             })
             .observe(seconds);
+    }
+}
+
+impl Metrics {
+    /// Counts the cards (by indicator) and the rated orders (by PAMA code and ACR variant) of
+    /// one evaluation.
+    pub fn observe_evaluation(&self, evaluation: &vcf_engine::evaluate::Evaluation) {
+        for card in &evaluation.response.cards {
+            let indicator = serde_json::to_value(card.indicator)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "unknown".into());
+            self.cards
+                .get_or_create(&IndicatorLabels { indicator })
+                .inc();
+        }
+        for order in &evaluation.orders {
+            if let Some(pama) = order.pama_rating {
+                self.ratings
+                    .get_or_create(&RatingLabels {
+                        pama: pama.code().to_owned(),
+                        variant: order
+                            .chosen_variant
+                            .clone()
+                            .unwrap_or_else(|| "none".into()),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    /// Counts one FHIR fetch for prefetch key `kind`; `failure` is its reason label, if any.
+    pub fn observe_fetch(&self, kind: &str, seconds: f64, failure: Option<&str>) {
+        let labels = KindLabels {
+            kind: kind.to_owned(),
+        };
+        self.fhir_fetches.get_or_create(&labels).inc();
+        self.fhir_duration.get_or_create(&labels).observe(seconds);
+        if let Some(reason) = failure {
+            self.fhir_failures
+                .get_or_create(&FailureLabels {
+                    kind: kind.to_owned(),
+                    reason: reason.to_owned(),
+                })
+                .inc();
+        }
+    }
+}
+
+/// Counts every answered request by route pattern (`actix_web::middleware::from_fn`).
+pub async fn middleware(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let metrics = req.app_data::<actix_web::web::Data<Metrics>>().cloned();
+    // Bounded: arbitrary method tokens would make arbitrary series.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
+    let res = next.call(req).await;
+    if let Some(m) = metrics {
+        let (route, status) = match &res {
+            Ok(r) => (r.request().match_pattern(), r.status().as_u16()),
+            Err(e) => (None, e.as_response_error().status_code().as_u16()),
+        };
+        let route = route.unwrap_or_else(|| "unmatched".into());
+        m.observe_request(&route, &method, status, started.elapsed().as_secs_f64());
+    }
+    res
+}
+
+/// Bounded label for a fetch error.
+pub fn fetch_reason(e: &crate::cds::fetch::FetchError) -> &'static str {
+    use crate::cds::fetch::FetchError;
+    match e {
+        FetchError::Timeout => "timeout",
+        FetchError::Connect(_) => "connect",
+        FetchError::Status(_) => "status",
+        FetchError::Redirect => "redirect",
+        FetchError::TooLarge(_) => "too_large",
+        FetchError::Invalid(_) => "invalid",
+    }
+}
+
+/// Bounded label for a JWT failure (no issuer names or other values from the token).
+pub fn jwt_reason(f: &crate::auth::AuthFailure) -> &'static str {
+    use crate::auth::AuthFailure as F;
+    match f {
+        F::MissingHeader => "missing_header",
+        F::MultipleHeaders => "multiple_headers",
+        F::NotBearer => "not_bearer",
+        F::Malformed => "malformed",
+        F::TooLarge => "too_large",
+        F::BadHeader(_) => "bad_header",
+        F::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
+        F::BadClaims(_) => "bad_claims",
+        F::UntrustedIssuer(_) => "untrusted_issuer",
+        F::TenantMismatch => "tenant_mismatch",
+        F::JkuNotAllowed => "jku_not_allowed",
+        F::UnknownKid => "unknown_kid",
+        F::KeysUnavailable => "keys_unavailable",
+        F::KeyMismatch => "key_mismatch",
+        F::BadSignature => "bad_signature",
+        F::WrongAudience => "wrong_audience",
+        F::Expired => "expired",
+        F::NotYetValid => "not_yet_valid",
+        F::IssuedInFuture => "issued_in_future",
+        F::LifetimeTooLong => "lifetime_too_long",
+        F::Replayed => "replayed",
+        F::ReplayStoreFull => "replay_store_full",
     }
 }
 

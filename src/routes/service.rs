@@ -26,8 +26,18 @@ pub async fn call_service(
         .cloned()
         .unwrap_or(VerifiedClient::Anonymous);
     let request_id = crate::request_id::RequestId::of(&req);
-    let processed =
-        pipeline::process_for(&state, service, &bytes, &client, Some(&request_id)).await?;
+    let metrics = req
+        .app_data::<web::Data<crate::metrics::Metrics>>()
+        .cloned();
+    let processed = pipeline::process_for(
+        &state,
+        service,
+        &bytes,
+        &client,
+        Some(&request_id),
+        metrics.as_ref().map(|m| m.get_ref()),
+    )
+    .await?;
     // The answer is released only once its audit records are committed (or spooled).
     let record = HookCallRecord {
         received_at,
