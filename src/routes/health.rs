@@ -46,3 +46,45 @@ pub async fn readyz(state: web::Data<AppState>, lifecycle: web::Data<Lifecycle>)
         HttpResponse::ServiceUnavailable().json(body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{App, test};
+
+    /// The phases a load balancer sees: 503 while starting and draining, 200 when ready.
+    #[actix_web::test]
+    async fn readiness_follows_the_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::audit::testing::settings_in(dir.path(), None);
+        let audit = crate::audit::AuditStore::open(&settings).await.unwrap();
+        let mut state = AppState::new(settings).unwrap();
+        state.audit = audit;
+        let lifecycle = web::Data::new(Lifecycle::default());
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(state))
+                .app_data(lifecycle.clone())
+                .route("/readyz", web::get().to(readyz)),
+        )
+        .await;
+        let get = || test::TestRequest::get().uri("/readyz").to_request();
+        let expect = [
+            (None, 503, "starting"),
+            (Some(Phase::Ready), 200, "ok"),
+            (Some(Phase::Draining), 503, "draining"),
+        ];
+        for (phase, status, word) in expect {
+            match phase {
+                Some(Phase::Ready) => lifecycle.set_ready(),
+                Some(Phase::Draining) => lifecycle.set_draining(),
+                _ => {}
+            }
+            let resp = test::call_service(&app, get()).await;
+            assert_eq!(resp.status().as_u16(), status, "{word}");
+            let body: serde_json::Value = test::read_body_json(resp).await;
+            assert_eq!(body["status"], word);
+            assert!(body["knowledge"]["version"].is_string());
+        }
+    }
+}

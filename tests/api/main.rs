@@ -19,3 +19,4 @@ mod openapi;
 mod prefetch;
 mod process;
 mod request_id;
+mod shutdown;
