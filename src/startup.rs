@@ -213,7 +213,13 @@ fn metrics_only(listener: TcpListener, metrics: web::Data<Metrics>) -> std::io::
         App::new()
             .app_data(metrics.clone())
             .route("/metrics", web::get().to(routes::metrics::metrics_open))
-            .default_service(web::to(not_found))
+            .default_service(web::to(|req: actix_web::HttpRequest| async move {
+                ApiError::not_found(format!(
+                    "only GET /metrics is served here, not {}",
+                    req.path().chars().take(200).collect::<String>()
+                ))
+                .error_response()
+            }))
     })
     .workers(1)
     .disable_signals()

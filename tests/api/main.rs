@@ -15,6 +15,7 @@ mod fhir_store;
 mod health;
 mod helpers;
 mod hooks_examples;
+mod metrics;
 mod openapi;
 mod prefetch;
 mod process;
