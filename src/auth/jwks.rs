@@ -7,7 +7,8 @@
 //! server. When a refresh fails the previous set stays in use.
 
 use super::AuthFailure;
-use crate::trust::{MAX_JWKS_BYTES, outbound_client, read_limited};
+use crate::outbound;
+use crate::trust::MAX_JWKS_BYTES;
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use std::collections::HashMap;
@@ -150,7 +151,7 @@ impl RemoteJwks {
 
     /// Builds the default outbound client for key fetching.
     pub fn default_client(options: &JwksOptions) -> Result<reqwest::Client, String> {
-        outbound_client(options.timeout).map_err(|e| format!("HTTP client: {e}"))
+        outbound::client(options.timeout).map_err(|e| format!("HTTP client: {e}"))
     }
 
     pub fn url(&self) -> &Url {
@@ -235,7 +236,9 @@ impl RemoteJwks {
         if !resp.status().is_success() {
             return Err(format!("HTTP status {}", resp.status().as_u16()));
         }
-        let body = read_limited(resp, self.options.max_bytes).await?;
+        let body = outbound::read_limited(resp, self.options.max_bytes)
+            .await
+            .map_err(|e| e.to_string())?;
         KeySet::parse(&body)
     }
 }

@@ -7,7 +7,7 @@ use crate::cds::prefetch;
 use crate::cds::request::{self, HookRequest};
 use crate::configuration::Settings;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use std::time::Duration;
 use tracing::Instrument;
 use url::Url;

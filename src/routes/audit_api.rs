@@ -22,7 +22,7 @@
 use crate::audit::query::{self, Bucket, FeedbackFilters, Filters, Page};
 use crate::audit::{AuditStore, db::Db};
 use crate::error::{ApiError, IssueType};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -12,7 +12,7 @@
 use crate::audit::feedback::parse_feedback;
 use crate::error::{ApiError, Issue, IssueType};
 use crate::routes::body;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
