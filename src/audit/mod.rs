@@ -22,6 +22,7 @@ pub mod records;
 pub mod seed;
 pub mod spool;
 mod sql;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod writer;
 
