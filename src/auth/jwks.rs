@@ -132,7 +132,6 @@ pub struct RemoteJwks {
     cached: RwLock<Option<Cached>>,
     last_attempt: Mutex<Option<Instant>>,
     fetch_lock: tokio::sync::Mutex<()>,
-    fetches: std::sync::atomic::AtomicU64,
 }
 
 impl RemoteJwks {
@@ -145,7 +144,6 @@ impl RemoteJwks {
             cached: RwLock::new(None),
             last_attempt: Mutex::new(None),
             fetch_lock: tokio::sync::Mutex::new(()),
-            fetches: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -156,11 +154,6 @@ impl RemoteJwks {
 
     pub fn url(&self) -> &Url {
         &self.url
-    }
-
-    /// How many fetches were attempted (for tests and metrics).
-    pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn snapshot(&self) -> Option<(Arc<KeySet>, bool)> {
@@ -200,8 +193,6 @@ impl RemoteJwks {
                 None => Err(AuthFailure::KeysUnavailable),
             };
         }
-        self.fetches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.fetch().await {
             Ok(set) => {
                 let set = Arc::new(set);
