@@ -1,7 +1,7 @@
 //! Liveness and readiness.
 
 use crate::lifecycle::{Lifecycle, Phase};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -58,8 +58,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let settings = crate::audit::testing::settings_in(dir.path(), None);
         let audit = crate::audit::AuditStore::open(&settings).await.unwrap();
-        let mut state = AppState::new(settings).unwrap();
-        state.audit = audit;
+        let state = AppState::new(settings, audit).unwrap();
         let lifecycle = web::Data::new(Lifecycle::default());
         let app = test::init_service(
             App::new()

@@ -4,7 +4,7 @@
 
 use crate::metrics::{CONTENT_TYPE, Metrics};
 use crate::routes::audit_api::check_admin;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 

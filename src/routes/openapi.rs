@@ -3,7 +3,7 @@
 //! server (its origin when `public_base_url` is unset). `tests/api/openapi.rs` checks it against the routes the application really
 //! registers, in both directions.
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 use std::sync::OnceLock;
