@@ -272,4 +272,59 @@ mod tests {
         c.check_and_insert("i", "3", 30, 11).unwrap();
         assert_eq!(c.len(), 1);
     }
+
+    /// The shared cache: insert-if-absent, an expired entry can be taken again, expired rows
+    /// are purged.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL (VCF_TEST_POSTGRES_URL)"]
+    async fn shared_cache_in_postgres() {
+        let url = crate::audit::testing::fresh_postgres_db()
+            .await
+            .expect("VCF_TEST_POSTGRES_URL must be set");
+        // The audit store's migrations create the table.
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::audit::testing::settings_in(dir.path(), Some(url.clone()));
+        let audit = crate::audit::AuditStore::open(&settings).await.unwrap();
+        let store = ReplayStore::for_audit_db(&url, 10);
+        assert!(store.is_shared());
+        let other_replica = ReplayStore::for_audit_db(&url, 10);
+        store
+            .check_and_insert("iss", "a", 1_000, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            other_replica.check_and_insert("iss", "a", 1_000, 101).await,
+            Err(ReplayError::Replayed)
+        );
+        other_replica
+            .check_and_insert("other-iss", "a", 1_000, 101)
+            .await
+            .unwrap();
+        // Past its expiry the entry may be taken again.
+        store
+            .check_and_insert("iss", "old", 150, 100)
+            .await
+            .unwrap();
+        other_replica
+            .check_and_insert("iss", "old", 400, 200)
+            .await
+            .unwrap();
+        // Purge (due: never purged before) removes rows expired at `now`.
+        store
+            .check_and_insert("iss", "b", 2_000, 1_500)
+            .await
+            .unwrap();
+        let ReplayStore::Shared(shared) = &store else {
+            unreachable!()
+        };
+        let pool = shared.pool().await.unwrap();
+        let left: Vec<(String,)> =
+            sqlx::query_as("SELECT jti FROM auth_jti_seen ORDER BY jti, iss")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        let left: Vec<&str> = left.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(left, ["b"], "rows expired before 1500 purged");
+        audit.shutdown().await;
+    }
 }

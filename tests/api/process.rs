@@ -95,13 +95,13 @@ impl ServerProcess {
         self.child.id() as i32
     }
 
-    /// Sends `signal` (e.g. "TERM") with kill(1).
+    /// Sends `signal` (e.g. "TERM") with the shell's `kill` builtin (no procps needed).
     pub fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -s {signal} {}", self.pid()))
             .status()
-            .expect("kill(1)")
+            .expect("sh -c kill")
             .success();
         assert!(ok, "kill -{signal} {}", self.pid());
     }
