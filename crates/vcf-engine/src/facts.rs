@@ -11,7 +11,7 @@
 //! - A VCF is new when dated within `policy.new_fracture_window_days` of the order date; undated
 //!   ICD-10-CM codes with 7th character A/B (initial encounter) are assumed new, D/G/K/P/S not.
 
-use crate::evaluate::{Availability, PatientRecord};
+use crate::types::{Availability, PatientRecord};
 use crate::fhir::{CodeableConcept, Coding, FhirDateTime, ServiceRequest, age_in_years};
 use crate::index::{Engine, Mask, Vs, normalize_code};
 use crate::knowledge::Fact;

@@ -5,7 +5,7 @@
 //! procedure (modality + contrast); the region is kept to build alternatives for the same
 //! region.
 
-use crate::evaluate::RecognizedProcedure;
+use crate::types::RecognizedProcedure;
 use crate::fhir::ServiceRequest;
 use crate::index::Engine;
 use crate::knowledge::Region;

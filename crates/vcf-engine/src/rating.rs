@@ -2,7 +2,7 @@
 //! sent it, with the Argonaut PAMA rating extensions added and nothing else changed.
 
 use crate::cds::{Action, ActionType};
-use crate::evaluate::{DraftOrder, Options, PamaRating};
+use crate::types::{DraftOrder, Options, PamaRating};
 use crate::knowledge::{Guideline, RatingRow};
 use serde_json::{Map, Value, json};
 
