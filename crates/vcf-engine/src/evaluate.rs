@@ -245,8 +245,15 @@ impl<'r> OrderRun<'r> {
                     _ => true,
                 };
                 if want {
-                    let card =
-                        cards::rated_card(&input, &mut ev, &order, chosen, row, ratings_differ, ids);
+                    let card = cards::rated_card(
+                        &input,
+                        &mut ev,
+                        &order,
+                        chosen,
+                        row,
+                        ratings_differ,
+                        ids,
+                    );
                     self.push_card(&mut ev, card, ids, response);
                 }
             }
@@ -303,7 +310,6 @@ impl<'r> OrderRun<'r> {
         response.cards.push(card);
     }
 }
-
 
 /// Assumptions stated for an order: the unknown facts the chosen candidate relies on, facts
 /// found absent (with the assumption made), inferred facts, and the age assumption.

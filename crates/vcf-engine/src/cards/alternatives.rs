@@ -201,5 +201,4 @@ mod tests {
         f.egfr = Some((30.0, ev("98979-8")));
         assert!(safety_block(&e, proc_("CT_SPINE_W"), &f).is_none());
     }
-
 }

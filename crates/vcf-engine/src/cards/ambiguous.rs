@@ -88,12 +88,11 @@ pub fn ambiguous_card(
     }
     detail.push_str(&bullets("Assumptions", &ev.assumptions));
     if !built.suggestions.is_empty() {
-        detail.push_str("\n\nThe suggestions are rated Usually appropriate in every one of these scenarios.");
+        detail.push_str(
+            "\n\nThe suggestions are rated Usually appropriate in every one of these scenarios.",
+        );
     }
-    detail.push_str(&bullets(
-        "Not suggested, and safety notes",
-        &built.withheld,
-    ));
+    detail.push_str(&bullets("Not suggested, and safety notes", &built.withheld));
     detail.push_str(&provenance(engine, None, None));
     let mut card = card(
         engine,

@@ -81,10 +81,7 @@ pub fn rated_card(
         detail.push_str("\n\n");
         detail.push_str(&line);
     }
-    detail.push_str(&bullets(
-        "Facts used",
-        &facts_used(engine, input.facts, vi),
-    ));
+    detail.push_str(&bullets("Facts used", &facts_used(engine, input.facts, vi)));
     detail.push_str(&bullets("Assumptions", &ev.assumptions));
     let alt_lines: Vec<String> = alts
         .iter()
@@ -104,14 +101,9 @@ pub fn rated_card(
             s
         })
         .collect();
-    detail.push_str(&bullets(
-        "Better-rated alternatives (ACR)",
-        &alt_lines,
-    ));
+    detail.push_str(&bullets("Better-rated alternatives (ACR)", &alt_lines));
     let mut notes = built.withheld.clone();
-    if let Some(why) =
-        safety_block(engine, &kb.procedures[input.rec.procedure], input.facts)
-    {
+    if let Some(why) = safety_block(engine, &kb.procedures[input.rec.procedure], input.facts) {
         notes.push(format!("The ordered study: {why}."));
     }
     detail.push_str(&bullets("Not suggested, and safety notes", &notes));
@@ -122,13 +114,7 @@ pub fn rated_card(
     } else {
         Indicator::Info
     };
-    let mut card = card(
-        engine,
-        card_uuid,
-        summary(order, &rest),
-        detail,
-        indicator,
-    );
+    let mut card = card(engine, card_uuid, summary(order, &rest), detail, indicator);
     if !built.suggestions.is_empty() {
         card.selection_behavior = Some(SelectionBehavior::AtMostOne);
     }

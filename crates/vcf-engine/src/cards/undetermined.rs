@@ -13,6 +13,9 @@ pub fn vcf_undetermined_card(engine: &Engine, order: &str, why: &str) -> Card {
          problem list is available, or add the fracture as the order's reason.{}",
         provenance(engine, None, None)
     );
-    let summary = summary(order, ": not rated, the problem list could not be retrieved");
+    let summary = summary(
+        order,
+        ": not rated, the problem list could not be retrieved",
+    );
     card(engine, String::new(), summary, detail, Indicator::Info)
 }
