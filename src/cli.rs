@@ -181,7 +181,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: ConfigCommand::Check { config },
         } => {
             let settings = serve_settings(&config, None, false)?;
-            crate::auth::startup_mode(&settings).map_err(anyhow::Error::msg)?;
+            // The same checks as start-up: mode, issuers (JWK Set files read), knowledge.
+            crate::auth::Authenticator::new(&settings).map_err(anyhow::Error::msg)?;
             let knowledge = crate::knowledge_source::load(&settings)?;
             println!(
                 "configuration OK: listen {}, audit store {}, knowledge {}",
