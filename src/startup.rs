@@ -177,7 +177,14 @@ fn metrics_only(listener: TcpListener, metrics: web::Data<Metrics>) -> std::io::
 fn cors(settings: &Settings) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static(crate::request_id::HEADER),
+        ])
+        // Browser clients may read the request id of an answer.
+        .expose_headers([header::HeaderName::from_static(crate::request_id::HEADER)])
         .max_age(3600);
     for origin in &settings.cors_origins {
         cors = cors.allowed_origin(origin.trim_end_matches('/'));

@@ -127,3 +127,45 @@ async fn access_log_and_hook_span_name_the_request_id() {
         assert!(!line.to_string().contains("pat-v1a"), "{line}");
     }
 }
+
+/// Browser CDS clients (CORS) may send the header and read the answer's.
+#[tokio::test]
+async fn cors_allows_and_exposes_the_request_id() {
+    let app = spawn_app().await;
+    let origin = "https://sandbox.cds-hooks.org";
+    let r = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/cds-services/vcf-order-select", app.address),
+        )
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "content-type,x-request-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let allowed = r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("x-request-id"), "{allowed}");
+    let r = app
+        .client
+        .get(format!("{}/cds-services", app.address))
+        .header("Origin", origin)
+        .header("X-Request-Id", "browser-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed(&r), "browser-1");
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+}
