@@ -58,8 +58,9 @@ fn default_algorithms() -> Vec<String> {
 pub struct Settings {
     /// Address to listen on.
     pub listen: String,
-    /// Externally visible base URL (scheme://host[:port][/prefix]) used for JWT `aud` checks
-    /// behind proxies and for absolute links. Default: `http://{listen}`.
+    /// Externally visible base URL (scheme://host[:port][/prefix]), used only for the JWT `aud`
+    /// check (this + the request path); the service builds no links to itself.
+    /// Default: `http://{listen}`.
     pub public_base_url: Option<String>,
     /// Browser origins allowed by CORS.
     pub cors_origins: Vec<String>,
