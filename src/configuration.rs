@@ -1,6 +1,6 @@
 //! Layered configuration: built-in defaults, then an optional TOML file, then environment
 //! variables `VCF_CDS_<KEY>`, then command-line flags. One scheme for the whole product; every key
-//! is documented in the README's configuration table.
+//! is documented in the configuration table, docs/configuration.md.
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
