@@ -66,6 +66,9 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Most draft orders evaluated in one hook call; a request with more is refused (400), so
+    /// the work and the answer per request stay bounded.
+    pub max_draft_orders: usize,
     /// Per-call timeout for FHIR server fallback fetches.
     pub fhir_timeout_ms: u64,
     /// Overall deadline for all FHIR fetches of one hook call (the spec asks for ~500 ms answers).
@@ -123,6 +126,7 @@ impl Default for Settings {
             public_base_url: None,
             cors_origins: vec!["https://sandbox.cds-hooks.org".into()],
             max_body_bytes: 5 * 1024 * 1024,
+            max_draft_orders: 100,
             fhir_timeout_ms: 300,
             fhir_deadline_ms: 400,
             fhir_max_pages: 5,
@@ -224,6 +228,9 @@ impl Settings {
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+        }
+        if self.max_draft_orders == 0 {
+            return Err(ConfigError("max_draft_orders must be at least 1".into()));
         }
         crate::audit::db::AuditDbLocation::parse(&self.audit_db)
             .map_err(|e| ConfigError(format!("audit_db: {e}")))?;
