@@ -109,7 +109,12 @@ fn two_for_a_usage_error_or_an_unreadable_file() {
     let hook = repo("hooks/v1-new-symptomatic-no-malignancy.json");
     assert_code(
         &run(
-            &["evaluate", "--service", "no-such-service", hook.to_str().unwrap()],
+            &[
+                "evaluate",
+                "--service",
+                "no-such-service",
+                hook.to_str().unwrap(),
+            ],
             &[],
         ),
         2,

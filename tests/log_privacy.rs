@@ -18,11 +18,11 @@ mod support;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
+use sqlx::{Connection, Row};
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use support::{TestKey, claims, jwks, now};
-use sqlx::{Connection, Row};
 use vcf_cds::configuration::{LogFormat, Settings, TrustedIssuer};
 use vcf_cds::startup::Application;
 
@@ -77,10 +77,13 @@ fn raw_ids() -> Markers {
 /// look them up), stored as cited when pseudonymization is off, pseudonymized with a key,
 /// never logged.
 fn resource_ids() -> Markers {
-    [("Condition id", CONDITION_ID), ("DiagnosticReport id", REPORT_ID)]
-        .into_iter()
-        .map(|(w, m)| (w, m.to_owned()))
-        .collect()
+    [
+        ("Condition id", CONDITION_ID),
+        ("DiagnosticReport id", REPORT_ID),
+    ]
+    .into_iter()
+    .map(|(w, m)| (w, m.to_owned()))
+    .collect()
 }
 
 #[track_caller]
@@ -287,10 +290,22 @@ async fn no_phi_in_logs_cards_audit_store_or_spool() {
     let mut cards_seen = 0;
 
     for (n, run) in [
-        Run { pseudonymize: false, spool_only: false },
-        Run { pseudonymize: true, spool_only: false },
-        Run { pseudonymize: false, spool_only: true },
-        Run { pseudonymize: true, spool_only: true },
+        Run {
+            pseudonymize: false,
+            spool_only: false,
+        },
+        Run {
+            pseudonymize: true,
+            spool_only: false,
+        },
+        Run {
+            pseudonymize: false,
+            spool_only: true,
+        },
+        Run {
+            pseudonymize: true,
+            spool_only: true,
+        },
     ]
     .into_iter()
     .enumerate()
@@ -371,7 +386,11 @@ async fn no_phi_in_logs_cards_audit_store_or_spool() {
             } else {
                 assert!(stored.contains(PATIENT_ID), "run {n}:\n{stored}");
             }
-            assert_absent(&format!("the audit store (run {n})"), &stored, &stored_markers);
+            assert_absent(
+                &format!("the audit store (run {n})"),
+                &stored,
+                &stored_markers,
+            );
         }
     }
     assert!(cards_seen > 0, "no card was shown");
@@ -381,7 +400,10 @@ async fn no_phi_in_logs_cards_audit_store_or_spool() {
     card_markers.extend(raw_ids());
     card_markers.push(("FHIR access token", ACCESS_TOKEN.into()));
     let cards = cards.join("\n");
-    assert!(cards.contains(CONDITION_ID), "the evidence is cited: {cards}");
+    assert!(
+        cards.contains(CONDITION_ID),
+        "the evidence is cited: {cards}"
+    );
     assert_absent("an answer's cards", &cards, &card_markers);
 
     // Logs: no patient data, no raw ids, no tokens.

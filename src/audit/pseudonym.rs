@@ -84,10 +84,7 @@ impl Pseudonymizer {
         let mut rest = text;
         'scan: while !rest.is_empty() {
             for ty in CITED_TYPES {
-                let Some(after) = rest
-                    .strip_prefix(ty)
-                    .and_then(|r| r.strip_prefix('/'))
-                else {
+                let Some(after) = rest.strip_prefix(ty).and_then(|r| r.strip_prefix('/')) else {
                     continue;
                 };
                 let id_len = after

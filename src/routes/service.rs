@@ -17,9 +17,8 @@ use tokio::sync::Semaphore;
 /// blocking pool, at most this many at a time; the others wait (holding only their body).
 fn evaluation_slots() -> &'static Semaphore {
     static SLOTS: OnceLock<Semaphore> = OnceLock::new();
-    SLOTS.get_or_init(|| {
-        Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-    })
+    SLOTS
+        .get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
 }
 
 /// [`pipeline::process_for`] in an evaluation slot, off the actix worker thread. FHIR fetches

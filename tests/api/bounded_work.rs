@@ -52,7 +52,9 @@ async fn more_draft_orders_than_max_draft_orders_is_400_naming_the_limit() {
         assert_eq!(expressions(&outcome), ["context.draftOrders.entry"]);
         let text = outcome["issue"][0]["diagnostics"].as_str().unwrap();
         assert!(
-            text.contains("6 draft orders") && text.contains("at most 5") && text.contains("max_draft_orders"),
+            text.contains("6 draft orders")
+                && text.contains("at most 5")
+                && text.contains("max_draft_orders"),
             "{text}"
         );
     }
@@ -145,10 +147,16 @@ fn worst_case_body(max_body: usize) -> Vec<u8> {
     };
     let per = filler(0).to_string().len() + 1;
     let room = max_body - req.to_string().len() - 1024;
-    let entries = req["prefetch"]["conditions"]["entry"].as_array_mut().unwrap();
+    let entries = req["prefetch"]["conditions"]["entry"]
+        .as_array_mut()
+        .unwrap();
     entries.extend((0..room / per).map(filler));
     let body = req.to_string().into_bytes();
-    assert!(body.len() <= max_body && body.len() > max_body * 9 / 10, "{}", body.len());
+    assert!(
+        body.len() <= max_body && body.len() > max_body * 9 / 10,
+        "{}",
+        body.len()
+    );
     body
 }
 

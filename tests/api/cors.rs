@@ -108,7 +108,9 @@ async fn refused_preflight_answers_with_an_operation_outcome() {
             .send()
     };
     // An origin not in cors_origins (a locally built sandbox, say).
-    let r = preflight("http://localhost:3000", "content-type").await.unwrap();
+    let r = preflight("http://localhost:3000", "content-type")
+        .await
+        .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
     let outcome = assert_outcome(r, 400).await;
     let diagnostics = outcome["issue"][0]["diagnostics"].as_str().unwrap();

@@ -42,9 +42,7 @@ async fn inferno_requests_are_accepted() {
         ("order_select_hook_request.json", "vcf-order-select"),
         ("order_sign_hook_request.json", "vcf-order-sign"),
     ] {
-        let v = read_json(&reference_file(&format!(
-            "inferno-crd/{file}"
-        )));
+        let v = read_json(&reference_file(&format!("inferno-crd/{file}")));
         let r = app.call(service, &v).await;
         assert_eq!(r.status().as_u16(), 200, "{file}");
         assert_eq!(

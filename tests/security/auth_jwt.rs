@@ -577,11 +577,9 @@ fn spec_file(name: &str) -> std::path::PathBuf {
 }
 
 fn spec_vector() -> (String, std::path::PathBuf) {
-    let v: Value = serde_json::from_slice(
-        &std::fs::read(spec_file("spec-jwt-test-vector.json"))
-        .unwrap(),
-    )
-    .unwrap();
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(spec_file("spec-jwt-test-vector.json")).unwrap())
+            .unwrap();
     (
         v["jwt"].as_str().unwrap().to_owned(),
         spec_file("spec-L1058-jwks-public.json"),

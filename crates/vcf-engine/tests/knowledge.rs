@@ -615,8 +615,9 @@ fn cross_check(kb: &Knowledge, reference: &str) -> (Vec<String>, usize) {
 }
 
 fn reference_tables() -> String {
-    std::fs::read_to_string(REFERENCE_TABLES)
-        .unwrap_or_else(|e| panic!("cannot read the ACR reference tables at {REFERENCE_TABLES}: {e}"))
+    std::fs::read_to_string(REFERENCE_TABLES).unwrap_or_else(|e| {
+        panic!("cannot read the ACR reference tables at {REFERENCE_TABLES}: {e}")
+    })
 }
 
 #[test]
