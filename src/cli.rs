@@ -265,7 +265,8 @@ fn evaluate(
         .enable_all()
         .build()
         .exit_with(exit::STARTUP)?;
-    let state = crate::startup::AppState::new(settings).exit_with(exit::STARTUP)?;
+    let state = crate::state::AppState::new(settings, crate::audit::AuditStore::disabled())
+        .exit_with(exit::STARTUP)?;
     match rt.block_on(pipeline::process(&state, service, &body)) {
         Ok(processed) => {
             let text = if pretty {
