@@ -201,7 +201,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     }
                     Ok(ExitCode::from(exit::INVALID_INPUT))
                 }
-                Err(e @ vcf_engine::knowledge::KnowledgeError::Io { .. }) => {
+                Err(e @ crate::knowledge_source::KnowledgeFileError::Read { .. }) => {
                     Err(e).exit_with(exit::USAGE)
                 }
                 Err(e) => Err(e).exit_with(exit::INVALID_INPUT),
