@@ -60,7 +60,7 @@ fn parse_date_only(s: &str) -> Option<FhirDateTime> {
 impl FhirDateTime {
     /// Parses a FHIR `date` (no time part).
     pub fn parse_date(s: &str) -> Result<Self, DateError> {
-        parse_date_only(s).ok_or_else(|| DateError("date"))
+        parse_date_only(s).ok_or(DateError("date"))
     }
 
     /// Parses a FHIR `dateTime`: a (partial) date, or a full date-time with seconds and zone.
@@ -68,7 +68,7 @@ impl FhirDateTime {
         if s.contains('T') {
             Self::parse_instant(s).map_err(|_| DateError("dateTime"))
         } else {
-            parse_date_only(s).ok_or_else(|| DateError("dateTime"))
+            parse_date_only(s).ok_or(DateError("dateTime"))
         }
     }
 
