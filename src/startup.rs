@@ -238,6 +238,7 @@ fn run(
             .app_data(authenticator.clone())
             .wrap(from_fn(crate::auth::middleware::require_auth))
             .wrap(cors(&state.settings))
+            .wrap(from_fn(crate::cors::refusals_as_outcome))
             .wrap(from_fn(crate::metrics::middleware))
             .wrap(from_fn(access_log))
             // Outermost: the id is set before the access log line and echoed on every answer.

@@ -39,7 +39,7 @@ pub async fn process_for(
     request_id: Option<&str>,
     metrics: Option<&crate::metrics::Metrics>,
 ) -> Result<Processed, ApiError> {
-    let request = request::parse(body, service.hook)?;
+    let request = request::parse(body, service.hook, state.settings.max_draft_orders)?;
     let span = tracing::info_span!(
         "hook",
         request_id = request_id.unwrap_or("-"),
