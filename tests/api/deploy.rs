@@ -115,10 +115,9 @@ fn run_with_env(args: &[&str], env: &BTreeMap<String, String>) -> Output {
     cmd.output().expect("run vcf-cds")
 }
 
-/// A start-up refusal: the process exited by itself with a non-zero code (the CLI's code for
-/// configuration errors), not by a signal.
+/// A start-up refusal: the CLI's exit code for start-up and configuration failures.
 fn refused(status: &std::process::ExitStatus) -> bool {
-    status.code().is_some_and(|c| c != 0)
+    status.code() == Some(i32::from(vcf_cds::cli::exit::STARTUP))
 }
 
 fn text(b: &[u8]) -> String {
@@ -390,7 +389,7 @@ fn dockerfile_is_multi_stage_non_root_with_health_check_and_env_only_config() {
     );
 }
 
-/// `serve` with a bad environment stops at once with a non-zero exit code, naming the key.
+/// `serve` with a bad environment stops at once (exit code 3), naming the key.
 #[test]
 fn bad_environment_stops_serve_naming_the_key() {
     let cases = [
