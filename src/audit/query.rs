@@ -462,6 +462,10 @@ pub struct FeedbackItem {
     pub outcome: String,
     pub outcome_timestamp: String,
     pub accepted_suggestions: Vec<String>,
+    /// `accepted` entries: whether every accepted suggestion id was issued on that card
+    /// (`false` also when the card is not in this store); `null` for `overridden` entries and
+    /// entries stored before the check existed.
+    pub suggestion_known: Option<bool>,
     pub override_reason: Option<Value>,
     pub user_comment: Option<String>,
     pub delivery: String,
@@ -525,7 +529,7 @@ fn eval_from_row(r: &AnyRow) -> anyhow::Result<EvaluationItem> {
 
 const FEEDBACK_COLUMNS: &str = "f.feedback_id, f.received_at_ms, f.service_id, f.card_uuid, \
     f.outcome, f.outcome_at_ms, f.accepted_suggestions, f.override_system, f.override_code, \
-    f.override_display, f.user_comment, f.delivery";
+    f.override_display, f.user_comment, f.delivery, f.suggestion_known";
 
 fn feedback_from_row(r: &AnyRow) -> anyhow::Result<FeedbackItem> {
     let system: Option<String> = r.try_get("override_system")?;
@@ -549,6 +553,9 @@ fn feedback_from_row(r: &AnyRow) -> anyhow::Result<FeedbackItem> {
         outcome: r.try_get("outcome")?,
         outcome_timestamp: ms_to_rfc3339(r.try_get("outcome_at_ms")?),
         accepted_suggestions: json_list(r.try_get("accepted_suggestions")?),
+        suggestion_known: r
+            .try_get::<Option<i64>, _>("suggestion_known")?
+            .map(|k| k != 0),
         override_reason,
         user_comment: r.try_get("user_comment")?,
         delivery: r.try_get("delivery")?,
@@ -1006,7 +1013,10 @@ pub async fn summary(db: &Db, filters: &Filters, bucket: Bucket) -> anyhow::Resu
          COUNT(DISTINCT f.card_uuid), \
          COUNT(DISTINCT CASE WHEN f.outcome = 'accepted' THEN f.card_uuid END), \
          COUNT(DISTINCT CASE WHEN f.outcome = 'overridden' THEN f.card_uuid END), \
-         CAST(COALESCE(SUM(CASE WHEN f.outcome = 'accepted' THEN f.accepted_count ELSE 0 END), 0) AS BIGINT) \
+         CAST(COALESCE(SUM(CASE WHEN f.outcome = 'accepted' THEN f.accepted_count ELSE 0 END), 0) AS BIGINT), \
+         COUNT(DISTINCT CASE WHEN f.outcome = 'accepted' AND f.suggestion_known = 1 THEN f.card_uuid END), \
+         CAST(COALESCE(SUM(CASE WHEN f.outcome = 'accepted' AND f.suggestion_known = 1 THEN f.accepted_count ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN f.outcome = 'accepted' AND f.suggestion_known = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) \
          FROM audit_feedback f WHERE f.card_uuid IN ({cards_sub})"
     );
     let rows = fetch_all(db, sql, binds).await?;
@@ -1014,6 +1024,7 @@ pub async fn summary(db: &Db, filters: &Filters, bucket: Bucket) -> anyhow::Resu
         .first()
         .ok_or_else(|| anyhow::anyhow!("no feedback row"))?;
     let (entries, with_fb, acc, ovr, sugg) = (i(f, 0), i(f, 1), i(f, 2), i(f, 3), i(f, 4));
+    let (acc_known, sugg_known, acc_unknown) = (i(f, 5), i(f, 6), i(f, 7));
 
     let mut binds = vec![];
     let w = filters.where_orders(&mut binds);
@@ -1124,6 +1135,9 @@ pub async fn summary(db: &Db, filters: &Filters, bucket: Bucket) -> anyhow::Resu
             "override_rate": share(ovr, with_fb),
             "override_rate_of_cards_issued": share(ovr, cards),
             "suggestions_accepted": sugg,
+            "cards_accepted_known": acc_known,
+            "suggestions_accepted_known": sugg_known,
+            "accepted_entries_unknown_suggestion": acc_unknown,
             "entries": entries,
             "unlinked_entries": unlinked,
         },
