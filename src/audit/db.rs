@@ -519,9 +519,8 @@ async fn reconcile_feedback(tx: &mut Tx, backend: Backend, cards: &[String]) -> 
             let accepted = list(r.try_get(1)?);
             let issued = list(r.try_get(2)?);
             let before: Option<i64> = r.try_get(3)?;
-            let known = i64::from(
-                !accepted.is_empty() && accepted.iter().all(|a| issued.contains(a)),
-            );
+            let known =
+                i64::from(!accepted.is_empty() && accepted.iter().all(|a| issued.contains(a)));
             if before == Some(known) {
                 continue;
             }

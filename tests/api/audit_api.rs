@@ -358,7 +358,10 @@ async fn hook_calls_and_feedback_end_to_end() {
     let s = app.admin_json("/audit/api/summary").await;
     assert_eq!(s["calls"], files.len() as i64);
     assert_eq!(s["orders_rated"], files.len() as i64);
-    assert_eq!(s["feedback"]["cards_accepted"], 2, "every accept entry's card");
+    assert_eq!(
+        s["feedback"]["cards_accepted"], 2,
+        "every accept entry's card"
+    );
     assert_eq!(s["feedback"]["cards_accepted_known"], 1);
     assert_eq!(s["feedback"]["suggestions_accepted_known"], 1);
     assert_eq!(s["feedback"]["accepted_entries_unknown_suggestion"], 1);

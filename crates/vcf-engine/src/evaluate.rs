@@ -3,7 +3,7 @@
 
 use crate::cds::CdsResponse;
 use crate::fhir::{
-    AllergyIntolerance, Condition, DiagnosticReport, Observation, Patient, Procedure,
+    AllergyIntolerance, Condition, Device, DiagnosticReport, Observation, Patient, Procedure,
     ServiceRequest,
 };
 use crate::knowledge::{Category, Contrast, Region};
@@ -73,6 +73,8 @@ pub struct PatientRecord {
     pub observations: Availability<Vec<Observation>>,
     pub reports: Availability<Vec<DiagnosticReport>>,
     pub allergies: Availability<Vec<AllergyIntolerance>>,
+    /// The patient's devices (MR-safety labelling).
+    pub devices: Availability<Vec<Device>>,
 }
 
 pub struct EvaluationRequest<'a> {

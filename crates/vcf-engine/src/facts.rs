@@ -49,6 +49,22 @@ impl Evidence {
     }
 }
 
+/// A code as the EHR prints it: ICD-10-CM with its dot (`M8008XA` -> `M80.08XA`), others as
+/// sent.
+pub fn printed_code(engine: &Engine, c: &Coding) -> String {
+    let code = c.code.clone().unwrap_or_default();
+    let icd = c
+        .system
+        .as_deref()
+        .and_then(|s| engine.system_id(s))
+        .is_some_and(|id| engine.is_icd10cm(id));
+    if icd && code.len() > 3 && !code.contains('.') && code.is_ascii() {
+        format!("{}.{}", &code[..3], &code[3..])
+    } else {
+        code
+    }
+}
+
 /// A fact's value: known present (with evidence), known absent (with the assumption made), or
 /// unknown (with why).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -160,6 +176,7 @@ enum Src {
     Observation,
     Procedure,
     Allergy,
+    Device,
 }
 
 /// One resource (or order reason) with the codings that matched a value set.
@@ -406,6 +423,23 @@ impl<'a> RecordIndex<'a> {
                 }
             }
         }
+        if let Availability::Available(devices) = &record.devices {
+            for d in devices {
+                if matches!(d.status.as_deref(), Some("inactive" | "entered-in-error")) {
+                    continue;
+                }
+                let safety: Vec<&CodeableConcept> = d.safety.iter().collect();
+                add(
+                    Src::Device,
+                    d.id.as_deref(),
+                    true,
+                    false,
+                    None,
+                    None,
+                    &safety,
+                );
+            }
+        }
         let (birth_date, patient_missing) = match &record.patient {
             Availability::Available(Some(p)) => (
                 p.birth_date
@@ -422,6 +456,7 @@ impl<'a> RecordIndex<'a> {
             availability_note(&record.observations, "observations (eGFR)"),
             availability_note(&record.reports, "diagnostic reports"),
             availability_note(&record.allergies, "allergies"),
+            availability_note(&record.devices, "devices"),
         ]
         .into_iter()
         .flatten()
@@ -540,6 +575,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                     Src::Observation => "Observation",
                     Src::Procedure => "Procedure",
                     Src::Allergy => "AllergyIntolerance",
+                    Src::Device => "Device",
                     Src::OrderReason | Src::ReasonReference => unreachable!(),
                 };
                 match id {
@@ -551,7 +587,9 @@ impl<'d, 'a> Derivation<'d, 'a> {
         let coding = item.coding(vs);
         Evidence {
             source,
-            code: coding.and_then(|c| c.code.clone()).unwrap_or_default(),
+            code: coding
+                .map(|c| printed_code(self.engine, c))
+                .unwrap_or_default(),
             display: coding.and_then(|c| c.display.clone()),
             detail: item.date.map(|d| format!("dated {}", d.latest_date())),
             assumption: None,
@@ -790,7 +828,9 @@ impl<'d, 'a> Derivation<'d, 'a> {
         // Safety facts.
         f.mri_unsafe_device = self
             .find(Vs::MriUnsafeDevice.bit(), |i| {
-                (i.src == Src::Condition && i.active) || i.src == Src::Procedure
+                (i.src == Src::Condition && i.active)
+                    || i.src == Src::Procedure
+                    || i.src == Src::Device
             })
             .map(|i| self.evidence(i, Vs::MriUnsafeDevice.bit()));
         f.renal_contrast_risk = self

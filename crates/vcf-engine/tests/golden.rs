@@ -85,7 +85,7 @@ fn v1_mri_lumbar_with_contrast_is_not_appropriate_mri_without_suggested() {
     assert!(
         c.override_reasons
             .iter()
-            .any(|r| r.display.as_deref() == Some("MRI contraindicated"))
+            .any(|r| r.code == "patient-contraindication")
     );
     assert!(
         c.links

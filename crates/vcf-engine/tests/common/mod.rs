@@ -57,6 +57,7 @@ pub fn record_from(resources: &[Box<RawValue>]) -> PatientRecord {
     let mut patient = None;
     let (mut conditions, mut procedures, mut observations, mut reports, mut allergies) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let mut devices = vec![];
     for (i, r) in resources.iter().enumerate() {
         match AnyResource::parse(r.get(), &format!("entry[{i}]")).expect("resource parses") {
             AnyResource::Patient(p) => patient = Some(p),
@@ -65,6 +66,7 @@ pub fn record_from(resources: &[Box<RawValue>]) -> PatientRecord {
             AnyResource::Observation(o) => observations.push(o),
             AnyResource::DiagnosticReport(d) => reports.push(d),
             AnyResource::AllergyIntolerance(a) => allergies.push(a),
+            AnyResource::Device(d) => devices.push(d),
             _ => {}
         }
     }
@@ -75,6 +77,7 @@ pub fn record_from(resources: &[Box<RawValue>]) -> PatientRecord {
         observations: Availability::Available(observations),
         reports: Availability::Available(reports),
         allergies: Availability::Available(allergies),
+        devices: Availability::Available(devices),
     }
 }
 
