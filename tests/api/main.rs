@@ -14,3 +14,4 @@ mod health;
 mod helpers;
 mod hooks_examples;
 mod prefetch;
+mod sandbox;

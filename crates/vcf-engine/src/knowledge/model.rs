@@ -55,6 +55,10 @@ pub struct Guideline {
     pub url: String,
     /// URI put into `pama-rating-auc-applied`.
     pub auc_uri: String,
+    /// The one source line on a card, e.g. "ACR Appropriateness Criteria, Management of VCF
+    /// (2022)" (followed by ", variant N"). Defaults to `title (revision)`.
+    #[serde(default)]
+    pub short_citation: Option<String>,
     pub panels: Vec<String>,
     /// Where the ratings were taken from, and how sure we are.
     pub ratings_source: String,
