@@ -64,7 +64,7 @@ fn sandbox_prefetch(templates: &serde_json::Map<String, Value>, skip: &[&str]) -
             .unwrap()
             .replace("{{context.patientId}}", PATIENT);
         let (path, query) = t.split_once('?').unwrap_or((&t, ""));
-        if !path.contains('/') || query.is_empty() {
+        if query.is_empty() {
             // A read (`Patient/{id}`): GET.
             let (ty, id) = path.split_once('/').unwrap();
             let r = chart
@@ -181,20 +181,34 @@ async fn templates(app: &TestApp) -> serde_json::Map<String, Value> {
 async fn update_suggestion_applies_cleanly_and_the_result_is_rated_appropriate() {
     let app = spawn_app().await;
     let stub = FhirStub::start().await;
-    stub.respond("Device", 200, json!({"resourceType": "Bundle", "type": "searchset", "entry": []}));
+    stub.respond(
+        "Device",
+        200,
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": []}),
+    );
     let templates = templates(&app).await;
     let prefetch = sandbox_prefetch(&templates, &["devices"]);
     let order = draft("72149", "MRI lumbar spine with contrast");
     let r = app
         .call(
             "vcf-order-select",
-            &request(&order, prefetch.clone(), "0a9b1c2d-0000-4000-8000-000000000001", Some(&stub.base)),
+            &request(
+                &order,
+                prefetch.clone(),
+                "0a9b1c2d-0000-4000-8000-000000000001",
+                Some(&stub.base),
+            ),
         )
         .await;
     assert_eq!(r.status().as_u16(), 200);
     let body: Value = r.json().await.unwrap();
     // The missing key was fetched from the FHIR server.
-    assert_eq!(stub.requests_for("Device").len(), 1, "{:?}", stub.requests());
+    assert_eq!(
+        stub.requests_for("Device").len(),
+        1,
+        "{:?}",
+        stub.requests()
+    );
     let card = body["cards"]
         .as_array()
         .unwrap()
@@ -224,7 +238,10 @@ async fn update_suggestion_applies_cleanly_and_the_result_is_rated_appropriate()
         assert!(order.get(k).is_some(), "{k} added to the order");
     }
     let ext = updated["extension"].as_array().unwrap();
-    assert_eq!(ext[0], order["extension"][0], "the EHR's own extension is kept");
+    assert_eq!(
+        ext[0], order["extension"][0],
+        "the EHR's own extension is kept"
+    );
     assert_eq!(pama_code(action).as_deref(), Some("appropriate"));
     assert!(
         updated["code"]["coding"]
@@ -241,7 +258,12 @@ async fn update_suggestion_applies_cleanly_and_the_result_is_rated_appropriate()
     let r = app
         .call(
             "vcf-order-select",
-            &request(&applied, prefetch, "0a9b1c2d-0000-4000-8000-000000000002", Some(&stub.base)),
+            &request(
+                &applied,
+                prefetch,
+                "0a9b1c2d-0000-4000-8000-000000000002",
+                Some(&stub.base),
+            ),
         )
         .await;
     assert_eq!(r.status().as_u16(), 200);
@@ -285,7 +307,12 @@ async fn mr_unsafe_device_from_the_fhir_server_gives_a_safety_card_on_an_appropr
     let r = app
         .call(
             "vcf-order-select",
-            &request(&order, prefetch, "0a9b1c2d-0000-4000-8000-000000000003", Some(&stub.base)),
+            &request(
+                &order,
+                prefetch,
+                "0a9b1c2d-0000-4000-8000-000000000003",
+                Some(&stub.base),
+            ),
         )
         .await;
     assert_eq!(r.status().as_u16(), 200);
