@@ -128,7 +128,8 @@ pub fn safety_block(engine: &Engine, p: &Procedure, facts: &PatientFacts) -> Opt
             Safety::MriSafe => {
                 if let Some(e) = &facts.mri_unsafe_device {
                     return Some(format!(
-                        "device on record that may make MRI unsafe: {}",
+                        "device on record that may make MRI unsafe: {}; confirm its MR status \
+                         (an implant of unknown status counts as MR Unsafe)",
                         e.short()
                     ));
                 }
@@ -138,19 +139,23 @@ pub fn safety_block(engine: &Engine, p: &Procedure, facts: &PatientFacts) -> Opt
                     && *v < policy.egfr_contrast_threshold
                 {
                     return Some(format!(
-                        "iodinated contrast with eGFR {v} (below {}): {}",
-                        policy.egfr_contrast_threshold,
-                        e.short()
+                        "iodinated contrast with eGFR {v}, below {} ({}): consider the study \
+                         without contrast",
+                        policy.egfr_contrast_threshold, e.source
                     ));
                 }
                 if let Some(e) = &facts.renal_contrast_risk {
                     return Some(format!(
-                        "iodinated contrast with severe kidney disease or dialysis: {}",
+                        "iodinated contrast with severe kidney disease or dialysis: {}; consider \
+                         the study without contrast",
                         e.short()
                     ));
                 }
                 if let Some(e) = &facts.contrast_allergy {
-                    return Some(format!("contrast allergy on record: {}", e.short()));
+                    return Some(format!(
+                        "contrast allergy on record: {}; avoid iodinated contrast or premedicate",
+                        e.short()
+                    ));
                 }
             }
             Safety::Gadolinium => {}
@@ -160,24 +165,29 @@ pub fn safety_block(engine: &Engine, p: &Procedure, facts: &PatientFacts) -> Opt
 }
 
 /// For a gadolinium study with eGFR below the threshold or severe kidney disease / dialysis:
-/// the study is not withheld; the note names the evidence and the group II agent to use.
-pub fn gadolinium_note(engine: &Engine, p: &Procedure, facts: &PatientFacts) -> Option<String> {
+/// the study is not withheld; returns (the evidence, the group II advice from the knowledge
+/// file).
+pub fn gadolinium_note(
+    engine: &Engine,
+    p: &Procedure,
+    facts: &PatientFacts,
+) -> Option<(String, String)> {
     if !p.safety.contains(&Safety::Gadolinium) {
         return None;
     }
     let policy = &engine.knowledge().policy;
     let why = match (&facts.egfr, &facts.renal_contrast_risk) {
         (Some((v, e)), _) if *v < policy.egfr_contrast_threshold => {
-            format!("eGFR {v}: {}", e.short())
+            format!("eGFR {v} ({})", e.source)
         }
         (_, Some(e)) => format!("kidney disease or dialysis: {}", e.short()),
         _ => return None,
     };
     let note = policy
         .gadolinium_low_egfr_note
-        .as_deref()
-        .unwrap_or("Use a group II gadolinium agent.");
-    Some(format!("{why}. {note}"))
+        .clone()
+        .unwrap_or_else(|| "Use a group II gadolinium agent.".into());
+    Some((why, note))
 }
 
 /// Studies of the chosen variant rated at least as well as the order whose pediatric radiation
@@ -267,6 +277,7 @@ mod tests {
         assert!(
             gadolinium_note(&e, proc_("MRI_SPINE_W"), &f)
                 .unwrap()
+                .0
                 .contains("N18.5")
         );
         assert!(gadolinium_note(&e, proc_("CT_SPINE_W"), &f).is_none());

@@ -48,7 +48,7 @@ pub fn ambiguous_card(
             .iter()
             .take(3)
             .map(|f| match input.facts.get(*f) {
-                FactValue::Unknown(why) => cut_words(&format!("{}: {why}", f.name()), 160),
+                FactValue::Unknown(why) => cut_words(&format!("{}: {why}", f.name()), 130),
                 _ => f.name().to_owned(),
             })
             .collect();
@@ -63,9 +63,10 @@ pub fn ambiguous_card(
             let v = &kb.variants[c.variant];
             let cond = candidate_conditions(input.facts, class, i);
             let title = format!("{} {}", v.id, v.title);
+            let head = cut_words(&format!("{title}{cond}"), 150);
             match engine.rating(c.variant, input.rec.procedure) {
-                Some(r) => format!("{title}{cond}: **{}**, {}/9", r.category.label(), r.rating),
-                None => format!("{title}{cond}: not rated"),
+                Some(r) => format!("{head}: **{}**, {}/9", r.category.label(), r.rating),
+                None => format!("{head}: not rated"),
             }
         })
         .collect();
@@ -86,7 +87,7 @@ pub fn ambiguous_card(
     if !ev.assumptions.is_empty() {
         detail.push_str(&format!(
             "\n\n**Assumed:** {}",
-            cut_words(&ev.assumptions.join("; "), 240)
+            cut_words(&ev.assumptions.join("; "), 200)
         ));
     }
     if !built.suggestions.is_empty() {

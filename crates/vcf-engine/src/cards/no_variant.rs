@@ -83,7 +83,7 @@ pub fn no_variant_card(
     if !ev.assumptions.is_empty() {
         detail.push_str(&format!(
             "\n\n**Assumed:** {}",
-            cut_words(&ev.assumptions.join("; "), 240)
+            cut_words(&ev.assumptions.join("; "), 200)
         ));
     }
     detail.push_str(&bullets(

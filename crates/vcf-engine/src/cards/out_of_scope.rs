@@ -41,7 +41,7 @@ pub fn out_of_scope_card(
     if !ev.assumptions.is_empty() {
         detail.push_str(&format!(
             "\n\n**Assumed:** {}",
-            cut_words(&ev.assumptions.join("; "), 240)
+            cut_words(&ev.assumptions.join("; "), 200)
         ));
     }
     detail.push_str("\n\nIf this is a low-energy (fragility) fracture, record osteoporosis or the fracture's cause on the problem list to get a rating under the VCF criteria.");

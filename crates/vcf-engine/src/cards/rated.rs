@@ -29,14 +29,15 @@ use crate::types::{IdSource, OrderEvaluation};
 use std::fmt::Write;
 
 /// Longest assumptions line (characters).
-const ASSUMPTIONS_MAX: usize = 240;
+const ASSUMPTIONS_MAX: usize = 200;
 
 /// What a rated order's card will say, decided before the card is built.
 pub struct RatedPlan {
     /// The ordered study's safety problem for this patient (shown whatever the rating).
     pub hazard: Option<String>,
-    /// Gadolinium with low eGFR: the study stands, with the group II agent named.
-    pub contrast_note: Option<String>,
+    /// Gadolinium with low eGFR: the study stands, with the group II agent named (evidence,
+    /// advice).
+    pub contrast_note: Option<(String, String)>,
     /// Studies rated at least as well with less radiation, for a child.
     pub pediatric: Vec<Alternative>,
 }
@@ -170,8 +171,8 @@ pub fn rated_card(
     if let Some(h) = &plan.hazard {
         let _ = write!(detail, "\n\n**Safety:** {h}.");
     }
-    if let Some(n) = &plan.contrast_note {
-        let _ = write!(detail, "\n\n**Contrast:** {n}");
+    if let Some((why, advice)) = &plan.contrast_note {
+        let _ = write!(detail, "\n\n**Contrast:** {why}. {advice}");
     }
     let facts = facts_used(engine, input.facts, vi, 3);
     if !facts.is_empty() {
@@ -215,7 +216,17 @@ pub fn rated_card(
             let _ = write!(detail, "\n- {l}");
         }
     }
-    for w in built.withheld.iter().take(2) {
+    // What was not suggested, and why (the group II note once, on the order or a suggestion).
+    let mut shown = 0;
+    let mut gad_shown = plan.contrast_note.is_some();
+    for w in &built.withheld {
+        let gad = w.contains("group II");
+        let same_hazard = plan.hazard.as_deref().is_some_and(|h| w.contains(h));
+        if shown == 2 || (gad && gad_shown) || same_hazard {
+            continue;
+        }
+        gad_shown |= gad;
+        shown += 1;
         let _ = write!(detail, "\n\n{}", cut_words(w, 260));
     }
     detail.push_str(&source_line(engine, Some(vi)));
@@ -275,8 +286,8 @@ pub fn rated_card(
     if let Some(h) = &plan.hazard {
         notes.insert(0, format!("The ordered study: {h}."));
     }
-    if let Some(n) = &plan.contrast_note {
-        notes.insert(0, format!("The ordered study: {n}"));
+    if let Some((why, advice)) = &plan.contrast_note {
+        notes.insert(0, format!("The ordered study: {why}. {advice}"));
     }
     ev.suggestions = built.records;
     ev.safety_notes = notes;

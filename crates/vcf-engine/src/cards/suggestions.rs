@@ -170,8 +170,11 @@ pub fn build_suggestions(
             Some(_) => format!("{label}, group II gadolinium agent"),
             None => label,
         };
-        if let Some(note) = gad {
-            built.withheld.push(format!("{} suggested: {note}", p.name));
+        if let Some((why, _)) = gad {
+            built.withheld.push(format!(
+                "{} suggested with a group II gadolinium agent: {why}.",
+                p.name
+            ));
         }
         let uuid = ids.next_uuid().to_string();
         let recommended = built.suggestions.is_empty();
