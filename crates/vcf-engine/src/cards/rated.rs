@@ -318,6 +318,6 @@ fn safe_equivalents(input: &CardInput, variant: usize) -> Vec<Alternative> {
             })
         })
         .collect();
-    out.sort_by(|a, b| b.rating.cmp(&a.rating));
+    out.sort_by_key(|a| std::cmp::Reverse(a.rating));
     out
 }
