@@ -37,7 +37,8 @@ pub const PREFETCH: &[(&str, &str)] = &[
     ),
     (
         OBSERVATIONS,
-        "latest eGFR: no contrast study is suggested below the configured threshold",
+        "latest eGFR: below the threshold no iodinated contrast study is suggested (a safety card \
+         when one is ordered); gadolinium is suggested with a group II agent",
     ),
     (
         REPORTS,
