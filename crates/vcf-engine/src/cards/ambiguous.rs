@@ -1,8 +1,8 @@
 //! The card of an order whose candidate variants disagree (no rating; the deciding facts).
 
 use super::{
-    AltScope, CardInput, alternatives, build_suggestions, bullets, candidate_conditions, card,
-    radiation_short, source_line, summary,
+    AltScope, CardInput, alternatives, assumed_line, build_suggestions, bullets,
+    candidate_conditions, card, radiation_short, source_line, summary,
 };
 use crate::cds::{Card, Indicator, SelectionBehavior};
 use crate::facts::FactValue;
@@ -84,12 +84,7 @@ pub fn ambiguous_card(
     {
         detail.push_str(&format!(" Ordered study: {r}."));
     }
-    if !ev.assumptions.is_empty() {
-        detail.push_str(&format!(
-            "\n\n**Assumed:** {}",
-            cut_words(&ev.assumptions.join("; "), 200)
-        ));
-    }
+    detail.push_str(&assumed_line(&ev.assumptions, 200));
     if !built.suggestions.is_empty() {
         detail.push_str(
             "\n\nThe suggestions are Usually appropriate in every one of these scenarios.",

@@ -40,8 +40,8 @@ pub use override_reasons::override_reasons;
 pub use rated::{RatedPlan, rated_card};
 pub use suggestions::{Built, build_suggestions};
 pub use text::{
-    bullets, candidate_conditions, facts_used, order_display, procedure_label, radiation_line,
-    radiation_short, source_line, summary,
+    assumed_line, bullets, candidate_conditions, facts_used, order_display, procedure_label,
+    radiation_line, radiation_short, source_line, summary,
 };
 pub use undetermined::vcf_undetermined_card;
 

@@ -1,7 +1,7 @@
 //! The card of an order no variant of the guideline rates ("no criteria apply").
 
 use super::topics::{self, related_topics, topic_links};
-use super::{CardInput, bullets, card, source_line, summary};
+use super::{CardInput, assumed_line, bullets, card, source_line, summary};
 use crate::cds::{Card, Indicator};
 use crate::facts::FactValue;
 use crate::facts::cut_words;
@@ -80,12 +80,7 @@ pub fn no_variant_card(
         "**No criteria apply:** no scenario of the ACR VCF criteria fits this patient and order.{}",
         bullets("Why", &why)
     );
-    if !ev.assumptions.is_empty() {
-        detail.push_str(&format!(
-            "\n\n**Assumed:** {}",
-            cut_words(&ev.assumptions.join("; "), 200)
-        ));
-    }
+    detail.push_str(&assumed_line(&ev.assumptions, 200));
     detail.push_str(&bullets(
         "Related ACR topics that may apply",
         &related

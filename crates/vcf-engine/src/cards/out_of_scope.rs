@@ -1,7 +1,7 @@
 //! The card of an order for a high-energy traumatic fracture (outside the VCF guideline).
 
 use super::topics::{self, related_topics, topic_links};
-use super::{bullets, card, source_line, summary};
+use super::{assumed_line, bullets, card, source_line, summary};
 use crate::cds::{Card, Indicator};
 use crate::facts::cut_words;
 use crate::facts::{Evidence, PatientFacts};
@@ -38,12 +38,7 @@ pub fn out_of_scope_card(
         kb.guideline.scope_note,
         evidence.short()
     );
-    if !ev.assumptions.is_empty() {
-        detail.push_str(&format!(
-            "\n\n**Assumed:** {}",
-            cut_words(&ev.assumptions.join("; "), 200)
-        ));
-    }
+    detail.push_str(&assumed_line(&ev.assumptions, 200));
     detail.push_str("\n\nIf this is a low-energy (fragility) fracture, record osteoporosis or the fracture's cause on the problem list to get a rating under the VCF criteria.");
     detail.push_str(&bullets(
         "Applicable ACR topic",

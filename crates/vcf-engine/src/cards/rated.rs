@@ -18,9 +18,9 @@
 
 use super::topics::{BACK_PAIN_CHILD, related_topics, topic_links};
 use super::{
-    AltScope, Alternative, CardInput, alternatives, build_suggestions, card, facts_used,
-    gadolinium_note, override_reasons, pediatric_alternatives, procedure_label, radiation_short,
-    safety_block, source_line, summary,
+    AltScope, Alternative, CardInput, alternatives, assumed_line, build_suggestions, card,
+    facts_used, gadolinium_note, override_reasons, pediatric_alternatives, procedure_label,
+    radiation_short, safety_block, source_line, summary,
 };
 use crate::cds::{Card, Coding, Indicator, SelectionBehavior};
 use crate::facts::cut_words;
@@ -181,13 +181,7 @@ pub fn rated_card(
             let _ = write!(detail, "\n- {f}");
         }
     }
-    if !ev.assumptions.is_empty() {
-        let _ = write!(
-            detail,
-            "\n\n**Assumed:** {}",
-            cut_words(&ev.assumptions.join("; "), ASSUMPTIONS_MAX)
-        );
-    }
+    detail.push_str(&assumed_line(&ev.assumptions, ASSUMPTIONS_MAX));
     let alt_lines: Vec<String> = alts
         .iter()
         .filter(|a| suggested.contains(&kb.procedures[a.procedure].id.as_str()))

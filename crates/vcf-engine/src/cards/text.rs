@@ -124,6 +124,18 @@ pub fn radiation_short(
     })
 }
 
+/// The assumptions as one line, cut at a word boundary ("" when there are none).
+pub fn assumed_line(assumptions: &[String], max: usize) -> String {
+    if assumptions.is_empty() {
+        return String::new();
+    }
+    let joined: Vec<&str> = assumptions
+        .iter()
+        .map(|a| a.trim_start_matches("assumes "))
+        .collect();
+    format!("\n\n**Assumed:** {}", cut_words(&joined.join("; "), max))
+}
+
 /// Bulleted list (empty string for no items).
 pub fn bullets(title: &str, items: &[String]) -> String {
     if items.is_empty() {
