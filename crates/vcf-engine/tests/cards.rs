@@ -348,3 +348,32 @@ fn every_fixture_card_fits_the_point_of_order_budget() {
     }
     assert!(cards > 500, "{cards} cards checked");
 }
+
+#[test]
+fn icd10cm_codes_sent_without_the_dot_are_printed_with_it() {
+    // The EHR sent "M8008XA" (no dot); the clinician reads M80.08XA, as ICD-10-CM prints it.
+    let rec = with_condition(
+        record("no-vcf-back-pain"),
+        json!({"resourceType": "Condition", "id": "nd-1",
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M8008XA"}]}}),
+    );
+    let ev = run(
+        &rec,
+        vec![order(
+            "o-nd",
+            "p",
+            "72149",
+            "MRI lumbar spine with contrast",
+        )],
+        &Options::default(),
+    );
+    let o = common::order(&ev, "o-nd");
+    assert_eq!(o.outcome, Outcome::Rated, "{o:#?}");
+    let d = card(&ev, o).detail.clone().unwrap();
+    let all = format!("{d} {:?}", o.assumptions);
+    assert!(
+        all.contains("M80.08XA") && !all.contains("M8008XA"),
+        "{all}"
+    );
+}
