@@ -337,3 +337,34 @@ async fn mr_unsafe_device_from_the_fhir_server_gives_a_safety_card_on_an_appropr
         "safety reasons, not treatment reasons"
     );
 }
+
+#[tokio::test]
+async fn replace_style_sends_delete_and_create() {
+    let app =
+        spawn_app_with(|s| s.suggestion_style = vcf_cds::configuration::SuggestionStyle::Replace)
+            .await;
+    let templates = templates(&app).await;
+    let prefetch = sandbox_prefetch(&templates, &[]);
+    let order = draft("72149", "MRI lumbar spine with contrast");
+    let body: Value = app
+        .call(
+            "vcf-order-select",
+            &request(
+                &order,
+                prefetch,
+                "0a9b1c2d-0000-4000-8000-000000000004",
+                None,
+            ),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let types: Vec<&str> = body["cards"][0]["suggestions"][0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["delete", "create"], "{body}");
+}
