@@ -19,7 +19,7 @@ pub const REPORTS: &str = "reports";
 pub const ALLERGIES: &str = "allergies";
 pub const DEVICES: &str = "devices";
 
-/// Why each prefetch key is requested (also rendered in the README).
+/// Why each prefetch key is requested (also rendered in docs/integration.md).
 pub const PREFETCH: &[(&str, &str)] = &[
     (
         PATIENT,
