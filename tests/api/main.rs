@@ -21,4 +21,5 @@ mod openapi;
 mod prefetch;
 mod process;
 mod request_id;
+mod sandbox;
 mod shutdown;
