@@ -13,7 +13,8 @@
 //!   joins all of them) and its `suggestion_uuids` are its own suggestions only (an accepted
 //!   suggestion names exactly one order).
 //!
-//! Never grouped: cards of orders with safety notes (an MR-unsafe device, a contrast hazard):
+//! Never grouped: cards of orders with safety notes (`OrderEvaluation::safety_notes`: a hazard on
+//! the ordered study such as an MR-unsafe device or a contrast risk, or an alternative withheld):
 //! a hazard is about one order and is shown on that order's own card.
 
 use crate::cds::{Card, SelectionBehavior};

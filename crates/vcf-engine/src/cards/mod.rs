@@ -1,4 +1,5 @@
-//! Cards: one per draft order that needs one, with alternatives as suggestions. The card text
+//! Cards: one per draft order that needs one (many identical ones grouped, `grouped`), with
+//! alternatives as suggestions. The card text
 //! lives here; `evaluate` decides which card an order gets.
 //!
 //! - Usually not appropriate: `warning`; one suggestion per Usually appropriate alternative, best
