@@ -527,7 +527,9 @@ async fn reconcile_feedback(
         // One row per (feedback, order shown the card): a grouped card (issue 13) was shown for
         // several orders, each issuing its own suggestions, so the card's issued suggestions
         // are the union over its orders.
-        let mut per_feedback: Vec<(String, Vec<String>, Vec<String>, Option<i64>)> = Vec::new();
+        // (feedback id, accepted suggestion ids, ids issued on the card, suggestion_known now)
+        type Entry = (String, Vec<String>, Vec<String>, Option<i64>);
+        let mut per_feedback: Vec<Entry> = Vec::new();
         for r in rows {
             let id: String = r.try_get(0)?;
             let issued = list(r.try_get(2)?);
