@@ -1,6 +1,7 @@
 //! One hook call, end to end: request -> patient record -> evaluation -> response body.
 //! Shared by `POST /cds-services/{id}` and `vcf-cds evaluate` so both give the same answer.
 
+use crate::audit::HookCallRecord;
 use crate::auth::VerifiedClient;
 use crate::cds::discovery::ServiceDef;
 use crate::cds::prefetch;
@@ -9,7 +10,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use std::time::Duration;
 use tracing::Instrument;
-use vcf_engine::evaluate::{Evaluation, EvaluationRequest, PatientRecord};
+use time::OffsetDateTime;
+use vcf_engine::evaluate::{Evaluation, EvaluationRequest, IdSource, PatientRecord, RandomIds};
 
 /// The outcome of a successful call.
 pub struct Processed {
@@ -28,6 +30,32 @@ pub async fn process(
     process_for(state, service, body, &VerifiedClient::Anonymous).await
 }
 
+impl Processed {
+    /// The audit record of this call, as `service` answered it: the live service and
+    /// `vcf-cds audit seed` both record calls through this one function.
+    pub fn audit_record(
+        &self,
+        service: &ServiceDef,
+        received_at: OffsetDateTime,
+        latency_ms: f64,
+    ) -> HookCallRecord {
+        HookCallRecord {
+            received_at,
+            service_id: service.id.to_owned(),
+            hook: self.request.hook.as_str().to_owned(),
+            hook_instance: self.request.hook_instance.clone(),
+            user_id: self.request.user_id.clone(),
+            patient_id: self.request.patient_id.clone(),
+            encounter_id: self.request.encounter_id.clone(),
+            fhir_server: self.request.fhir_server.clone(),
+            knowledge_version: self.evaluation.knowledge_version.clone(),
+            guideline_id: self.evaluation.guideline_id.clone(),
+            latency_ms,
+            orders: self.evaluation.orders.clone(),
+        }
+    }
+}
+
 /// Runs one hook call for `service` on behalf of `client` (whose issuer and tenant decide which
 /// FHIR servers are trusted).
 pub async fn process_for(
@@ -36,6 +64,21 @@ pub async fn process_for(
     body: &[u8],
     client: &VerifiedClient,
 ) -> Result<Processed, ApiError> {
+    process_at(state, service, body, client, None, &mut RandomIds).await
+}
+
+/// [`process_for`] with the engine's clock and uuid source given: `at` is the evaluation time
+/// (`None`: the wall clock once the patient record is complete) and `ids` draws card,
+/// suggestion and consult uuids. `vcf-cds audit seed` replays synthetic calls at past times
+/// with seeded uuids through here, so demo data is what the service would have answered.
+pub async fn process_at(
+    state: &AppState,
+    service: &ServiceDef,
+    body: &[u8],
+    client: &VerifiedClient,
+    at: Option<OffsetDateTime>,
+    ids: &mut (dyn IdSource + Send),
+) -> Result<Processed, ApiError> {
     let request = request::parse(body, service.hook)?;
     let span = tracing::info_span!(
         "hook",
@@ -43,13 +86,17 @@ pub async fn process_for(
         hook_instance = %request.hook_instance,
         orders = request.draft_orders.len(),
     );
-    evaluate(state, request, client).instrument(span).await
+    evaluate(state, request, client, at, ids)
+        .instrument(span)
+        .await
 }
 
 async fn evaluate(
     state: &AppState,
     request: HookRequest,
     client: &VerifiedClient,
+    at: Option<OffsetDateTime>,
+    ids: &mut (dyn IdSource + Send),
 ) -> Result<Processed, ApiError> {
     // No patient data is fetched unless an order of this guideline is to be rated.
     let needs_record = state
@@ -70,7 +117,7 @@ async fn evaluate(
         PatientRecord::default()
     };
 
-    let now = time::OffsetDateTime::now_utc();
+    let now = at.unwrap_or_else(OffsetDateTime::now_utc);
     let eval_request = EvaluationRequest {
         hook: request.hook,
         hook_instance: &request.hook_instance,
@@ -81,7 +128,7 @@ async fn evaluate(
         record: &record,
         now,
     };
-    let evaluation = state.evaluate(&eval_request);
+    let evaluation = state.evaluate(&eval_request, ids);
     evaluation
         .response
         .check()

@@ -68,7 +68,7 @@ async fn dashboard_renders_charts_and_filters_in_chromium() {
         );
         return;
     };
-    let data = generated(400);
+    let data = generated(400).await;
     let v1 = data
         .calls
         .iter()
