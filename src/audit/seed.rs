@@ -73,79 +73,86 @@ pub const EXAMPLES_DATE: OffsetDateTime = time::macros::datetime!(2026-11-27 12:
 /// The FHIR server named in synthetic requests (never contacted: every prefetch key is sent).
 const FHIR_SERVER: &str = "https://ehr.example.org/fhir";
 
+/// `(name, text)` of `dir/name.json` for each name, compiled in.
+macro_rules! embed {
+    ($dir:literal: $($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../", $dir, "/", $name, ".json")))),*]
+    };
+}
+
 /// `hooks/*.json`: complete requests (patient record in the prefetch, orders in the context).
-const HOOKS: &[(&str, &str)] = &[
-    ("v1-new-symptomatic-no-malignancy", include_str!("../../hooks/v1-new-symptomatic-no-malignancy.json")),
-    ("v2-new-symptomatic-malignancy", include_str!("../../hooks/v2-new-symptomatic-malignancy.json")),
-    ("v3-new-pain-multiple-vcf", include_str!("../../hooks/v3-new-pain-multiple-vcf.json")),
-    ("v4-asymptomatic-malignancy", include_str!("../../hooks/v4-asymptomatic-malignancy.json")),
-    ("v5-asymptomatic-osteoporotic", include_str!("../../hooks/v5-asymptomatic-osteoporotic.json")),
-    ("v6-symptomatic-osteoporotic", include_str!("../../hooks/v6-symptomatic-osteoporotic.json")),
-    ("v7-new-vcf-prior-vertebroplasty", include_str!("../../hooks/v7-new-vcf-prior-vertebroplasty.json")),
-    ("v8-benign-vcf-deformity", include_str!("../../hooks/v8-benign-vcf-deformity.json")),
-    ("v9-pathological-vcf", include_str!("../../hooks/v9-pathological-vcf.json")),
-];
+const HOOKS: &[(&str, &str)] = embed!("hooks":
+        "v1-new-symptomatic-no-malignancy",
+        "v2-new-symptomatic-malignancy",
+        "v3-new-pain-multiple-vcf",
+        "v4-asymptomatic-malignancy",
+        "v5-asymptomatic-osteoporotic",
+        "v6-symptomatic-osteoporotic",
+        "v7-new-vcf-prior-vertebroplasty",
+        "v8-benign-vcf-deformity",
+        "v9-pathological-vcf",
+);
 
 /// `fixtures/patients/*.json`: patient records as collection Bundles.
-const PATIENTS: &[(&str, &str)] = &[
-    ("ambiguous-prostate-no-pain", include_str!("../../fixtures/patients/ambiguous-prostate-no-pain.json")),
-    ("no-vcf-back-pain", include_str!("../../fixtures/patients/no-vcf-back-pain.json")),
-    ("old-single-vcf", include_str!("../../fixtures/patients/old-single-vcf.json")),
-    ("trauma-l1-wedge", include_str!("../../fixtures/patients/trauma-l1-wedge.json")),
-    ("v1-child", include_str!("../../fixtures/patients/v1-child.json")),
-    ("v1-osteoporotic-l1", include_str!("../../fixtures/patients/v1-osteoporotic-l1.json")),
-    ("v1-snomed-thoracic-eie", include_str!("../../fixtures/patients/v1-snomed-thoracic-eie.json")),
-    ("v2-breast-cancer-resolved", include_str!("../../fixtures/patients/v2-breast-cancer-resolved.json")),
-    ("v2-prostate-history-egfr25", include_str!("../../fixtures/patients/v2-prostate-history-egfr25.json")),
-    ("v3-child-steroid", include_str!("../../fixtures/patients/v3-child-steroid.json")),
-    ("v3-multiple-old", include_str!("../../fixtures/patients/v3-multiple-old.json")),
-    ("v3-prior-kyphoplasty", include_str!("../../fixtures/patients/v3-prior-kyphoplasty.json")),
-    ("v4-lung-history-pacemaker", include_str!("../../fixtures/patients/v4-lung-history-pacemaker.json")),
-    ("v4-myeloma-asymptomatic", include_str!("../../fixtures/patients/v4-myeloma-asymptomatic.json")),
-    ("v5-asymptomatic-osteoporotic", include_str!("../../fixtures/patients/v5-asymptomatic-osteoporotic.json")),
-    ("v6-symptomatic-osteoporotic", include_str!("../../fixtures/patients/v6-symptomatic-osteoporotic.json")),
-    ("v7-prior-fusion", include_str!("../../fixtures/patients/v7-prior-fusion.json")),
-    ("v7-prior-vertebroplasty", include_str!("../../fixtures/patients/v7-prior-vertebroplasty.json")),
-    ("v8-kyphosis", include_str!("../../fixtures/patients/v8-kyphosis.json")),
-    ("v8-loss-of-height", include_str!("../../fixtures/patients/v8-loss-of-height.json")),
-    ("v9-lung-metastases", include_str!("../../fixtures/patients/v9-lung-metastases.json")),
-    ("v9-myeloma", include_str!("../../fixtures/patients/v9-myeloma.json")),
-];
+const PATIENTS: &[(&str, &str)] = embed!("fixtures/patients":
+        "ambiguous-prostate-no-pain",
+        "no-vcf-back-pain",
+        "old-single-vcf",
+        "trauma-l1-wedge",
+        "v1-child",
+        "v1-osteoporotic-l1",
+        "v1-snomed-thoracic-eie",
+        "v2-breast-cancer-resolved",
+        "v2-prostate-history-egfr25",
+        "v3-child-steroid",
+        "v3-multiple-old",
+        "v3-prior-kyphoplasty",
+        "v4-lung-history-pacemaker",
+        "v4-myeloma-asymptomatic",
+        "v5-asymptomatic-osteoporotic",
+        "v6-symptomatic-osteoporotic",
+        "v7-prior-fusion",
+        "v7-prior-vertebroplasty",
+        "v8-kyphosis",
+        "v8-loss-of-height",
+        "v9-lung-metastases",
+        "v9-myeloma",
+);
 
 /// `fixtures/orders/*.json`: draft orders as collection Bundles.
-const ORDERS: &[(&str, &str)] = &[
-    ("ambiguous-mri-lumbar-w", include_str!("../../fixtures/orders/ambiguous-mri-lumbar-w.json")),
-    ("ambiguous-mri-lumbar-wwo", include_str!("../../fixtures/orders/ambiguous-mri-lumbar-wwo.json")),
-    ("mixed-bundle-v1", include_str!("../../fixtures/orders/mixed-bundle-v1.json")),
-    ("no-vcf-mri-lumbar-wo", include_str!("../../fixtures/orders/no-vcf-mri-lumbar-wo.json")),
-    ("old-vcf-mri-lumbar-wo", include_str!("../../fixtures/orders/old-vcf-mri-lumbar-wo.json")),
-    ("spine-unspecified-ct-w", include_str!("../../fixtures/orders/spine-unspecified-ct-w.json")),
-    ("trauma-ct-lumbar-wo", include_str!("../../fixtures/orders/trauma-ct-lumbar-wo.json")),
-    ("v1-child-ct-thoracic-w", include_str!("../../fixtures/orders/v1-child-ct-thoracic-w.json")),
-    ("v1-ct-thoracic-w-allergy", include_str!("../../fixtures/orders/v1-ct-thoracic-w-allergy.json")),
-    ("v1-ct-thoracic-wo", include_str!("../../fixtures/orders/v1-ct-thoracic-wo.json")),
-    ("v1-loinc-mri-thoracic-wwo", include_str!("../../fixtures/orders/v1-loinc-mri-thoracic-wwo.json")),
-    ("v1-mri-lumbar-w", include_str!("../../fixtures/orders/v1-mri-lumbar-w.json")),
-    ("v2-bone-scan", include_str!("../../fixtures/orders/v2-bone-scan.json")),
-    ("v2-ct-lumbar-w", include_str!("../../fixtures/orders/v2-ct-lumbar-w.json")),
-    ("v3-bone-scan-kypho", include_str!("../../fixtures/orders/v3-bone-scan-kypho.json")),
-    ("v3-child-ct-lumbar-w", include_str!("../../fixtures/orders/v3-child-ct-lumbar-w.json")),
-    ("v3-mri-lumbar-w", include_str!("../../fixtures/orders/v3-mri-lumbar-w.json")),
-    ("v3-mri-thoracic-wo-kypho", include_str!("../../fixtures/orders/v3-mri-thoracic-wo-kypho.json")),
-    ("v4-mri-thoracic-w", include_str!("../../fixtures/orders/v4-mri-thoracic-w.json")),
-    ("v4-pet-ct", include_str!("../../fixtures/orders/v4-pet-ct.json")),
-    ("v5-ablation", include_str!("../../fixtures/orders/v5-ablation.json")),
-    ("v5-radonc-referral", include_str!("../../fixtures/orders/v5-radonc-referral.json")),
-    ("v6-kyphoplasty", include_str!("../../fixtures/orders/v6-kyphoplasty.json")),
-    ("v6-radionuclide", include_str!("../../fixtures/orders/v6-radionuclide.json")),
-    ("v7-cryoablation", include_str!("../../fixtures/orders/v7-cryoablation.json")),
-    ("v7-kyphoplasty", include_str!("../../fixtures/orders/v7-kyphoplasty.json")),
-    ("v8-radionuclide", include_str!("../../fixtures/orders/v8-radionuclide.json")),
-    ("v8-vertebroplasty", include_str!("../../fixtures/orders/v8-vertebroplasty.json")),
-    ("v9-radionuclide", include_str!("../../fixtures/orders/v9-radionuclide.json")),
-    ("v9-radonc-referral", include_str!("../../fixtures/orders/v9-radonc-referral.json")),
-    ("whole-spine-ct-wwo", include_str!("../../fixtures/orders/whole-spine-ct-wwo.json")),
-];
+const ORDERS: &[(&str, &str)] = embed!("fixtures/orders":
+        "ambiguous-mri-lumbar-w",
+        "ambiguous-mri-lumbar-wwo",
+        "mixed-bundle-v1",
+        "no-vcf-mri-lumbar-wo",
+        "old-vcf-mri-lumbar-wo",
+        "spine-unspecified-ct-w",
+        "trauma-ct-lumbar-wo",
+        "v1-child-ct-thoracic-w",
+        "v1-ct-thoracic-w-allergy",
+        "v1-ct-thoracic-wo",
+        "v1-loinc-mri-thoracic-wwo",
+        "v1-mri-lumbar-w",
+        "v2-bone-scan",
+        "v2-ct-lumbar-w",
+        "v3-bone-scan-kypho",
+        "v3-child-ct-lumbar-w",
+        "v3-mri-lumbar-w",
+        "v3-mri-thoracic-wo-kypho",
+        "v4-mri-thoracic-w",
+        "v4-pet-ct",
+        "v5-ablation",
+        "v5-radonc-referral",
+        "v6-kyphoplasty",
+        "v6-radionuclide",
+        "v7-cryoablation",
+        "v7-kyphoplasty",
+        "v8-radionuclide",
+        "v8-vertebroplasty",
+        "v9-radionuclide",
+        "v9-radonc-referral",
+        "whole-spine-ct-wwo",
+);
 
 /// Resource type -> prefetch key of the service's discovery.
 fn prefetch_key(resource_type: &str) -> Option<&'static str> {
@@ -631,7 +638,6 @@ pub async fn seed_store(store: &AuditStore, data: Generated) -> anyhow::Result<(
     Ok((calls, entries))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,7 +686,10 @@ mod tests {
         assert!(orders.iter().filter(|o| o.rating.is_some()).count() > 100);
         let hooks: BTreeSet<_> = a.calls.iter().map(|c| c.hook.as_str()).collect();
         assert_eq!(hooks.len(), 2, "both hooks");
-        let variants: BTreeSet<_> = orders.iter().filter_map(|o| o.chosen_variant.as_deref()).collect();
+        let variants: BTreeSet<_> = orders
+            .iter()
+            .filter_map(|o| o.chosen_variant.as_deref())
+            .collect();
         assert!(variants.len() >= 8, "{variants:?}");
         for c in &a.calls {
             assert!(c.received_at <= NOW && c.received_at > NOW - time::Duration::days(30));
@@ -765,11 +774,38 @@ mod tests {
                 .find(|o| o.card_uuid.as_deref() == Some(card))
                 .expect("feedback on a card the engine returned");
             for s in e["acceptedSuggestions"].as_array().into_iter().flatten() {
-                assert!(order.suggestion_uuids.iter().any(|u| s["id"] == *u.as_str()));
+                assert!(
+                    order
+                        .suggestion_uuids
+                        .iter()
+                        .any(|u| s["id"] == *u.as_str())
+                );
             }
             if let Some(code) = e["overrideReason"]["reason"]["code"].as_str() {
                 assert!(reasons.contains(code), "{code}");
             }
+        }
+    }
+
+    /// A new example file is seeded too: the compiled-in lists are the directories' contents.
+    #[test]
+    fn every_example_is_embedded() {
+        for (dir, list) in [
+            ("hooks", HOOKS),
+            ("fixtures/patients", PATIENTS),
+            ("fixtures/orders", ORDERS),
+        ] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            let mut files: Vec<String> = std::fs::read_dir(&path)
+                .unwrap()
+                .filter_map(|e| {
+                    let name = e.unwrap().file_name().into_string().unwrap();
+                    name.strip_suffix(".json").map(str::to_owned)
+                })
+                .collect();
+            files.sort();
+            let embedded: Vec<String> = list.iter().map(|(n, _)| (*n).to_owned()).collect();
+            assert_eq!(embedded, files, "{dir}");
         }
     }
 

@@ -277,7 +277,9 @@ async fn summary_matches_body(settings: crate::configuration::Settings) {
 async fn purge_body(settings: crate::configuration::Settings) {
     let store = AuditStore::open(&settings).await.unwrap();
     let t = now();
-    let mut data = seed::generate(20, 3, t - time::Duration::days(100), 1).await.unwrap();
+    let mut data = seed::generate(20, 3, t - time::Duration::days(100), 1)
+        .await
+        .unwrap();
     let recent = seed::generate(10, 4, t, 1).await.unwrap();
     data.calls.extend(recent.calls);
     data.feedback.clear();

@@ -9,8 +9,8 @@ use crate::cds::request::{self, HookRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
 use std::time::Duration;
-use tracing::Instrument;
 use time::OffsetDateTime;
+use tracing::Instrument;
 use vcf_engine::evaluate::{Evaluation, EvaluationRequest, IdSource, PatientRecord, RandomIds};
 
 /// The outcome of a successful call.

@@ -26,8 +26,11 @@ pub async fn call_service(
         .unwrap_or(VerifiedClient::Anonymous);
     let processed = pipeline::process_for(&state, service, &bytes, &client).await?;
     // The answer is released only once its audit records are committed (or spooled).
-    let record =
-        processed.audit_record(service, received_at, started.elapsed().as_secs_f64() * 1000.0);
+    let record = processed.audit_record(
+        service,
+        received_at,
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
     state.audit.record_hook_call(record).await;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
