@@ -532,7 +532,12 @@ fn feedback_for(
     user_n: u64,
     out: &mut Generated,
 ) {
+    let mut answered = std::collections::BTreeSet::new();
     for o in &processed.evaluation.orders {
+        // A card that groups several orders is answered once.
+        if o.card_uuid.as_ref().is_some_and(|c| !answered.insert(c)) {
+            continue;
+        }
         let Some(card) = o.card_uuid.as_ref().and_then(|uuid| {
             processed
                 .evaluation

@@ -79,7 +79,7 @@ pub async fn process_at(
     at: Option<OffsetDateTime>,
     ids: &mut (dyn IdSource + Send),
 ) -> Result<Processed, ApiError> {
-    let request = request::parse(body, service.hook)?;
+    let request = request::parse(body, service.hook, state.settings.max_draft_orders)?;
     let span = tracing::info_span!(
         "hook",
         service = service.id,
