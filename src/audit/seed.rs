@@ -154,6 +154,14 @@ const ORDERS: &[(&str, &str)] = embed!("fixtures/orders":
         "whole-spine-ct-wwo",
 );
 
+/// The prefetch keys answered with a searchset Bundle (every key but the Patient).
+const SEARCH_KEYS: [&str; 4] = [
+    discovery::CONDITIONS,
+    discovery::PROCEDURES,
+    discovery::OBSERVATIONS,
+    discovery::REPORTS,
+];
+
 /// Resource type -> prefetch key of the service's discovery.
 fn prefetch_key(resource_type: &str) -> Option<&'static str> {
     match resource_type {
@@ -208,12 +216,7 @@ impl Library {
         for (name, text) in HOOKS {
             let v = parse_example(name, text)?;
             let mut record = vec![v["prefetch"]["patient"].clone()];
-            for key in [
-                discovery::CONDITIONS,
-                discovery::PROCEDURES,
-                discovery::OBSERVATIONS,
-                discovery::REPORTS,
-            ] {
+            for key in SEARCH_KEYS {
                 record.extend(bundle_resources(&v["prefetch"][key]));
             }
             orders.push((*name, bundle_resources(&v["context"]["draftOrders"])));
@@ -294,15 +297,8 @@ struct CallPlan<'a> {
 /// Builds the CDS Hooks request of `plan` from the examples.
 fn build_request(lib: &Library, plan: &CallPlan) -> Value {
     let mut prefetch = Map::new();
-    let mut searchsets: Vec<(&str, Vec<Value>)> = [
-        discovery::CONDITIONS,
-        discovery::PROCEDURES,
-        discovery::OBSERVATIONS,
-        discovery::REPORTS,
-    ]
-    .into_iter()
-    .map(|k| (k, vec![]))
-    .collect();
+    let mut searchsets: Vec<(&str, Vec<Value>)> =
+        SEARCH_KEYS.into_iter().map(|k| (k, vec![])).collect();
     for resource in &plan.case.record {
         let mut r = resource.clone();
         if r["resourceType"] == "Patient" {
