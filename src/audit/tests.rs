@@ -57,7 +57,7 @@ both_backends!(feedback_truth, feedback_truth_body);
 /// feedback reached the store before its (spooled) evaluation.
 async fn feedback_truth_body(settings: crate::configuration::Settings) {
     let store = AuditStore::open(&settings).await.unwrap();
-    let data = seed::generate(30, 1, now(), 5, "svc");
+    let data = seed::generate(30, 1, now(), 5).await.unwrap();
     let mut calls = data.calls.iter().filter(|c| {
         c.orders
             .iter()
