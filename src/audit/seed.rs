@@ -17,7 +17,7 @@ use super::feedback::parse_feedback;
 use super::records::HookCallRecord;
 use crate::auth::VerifiedClient;
 use crate::cds::discovery::{self, ServiceDef};
-use crate::cds::pipeline::{self, Processed};
+use crate::cds::pipeline::{self, EngineClock, Processed};
 use crate::configuration::Settings;
 use crate::state::AppState;
 use serde_json::{Map, Value, json};
@@ -502,8 +502,12 @@ impl<'s> Seeder<'s> {
             service,
             &body,
             &VerifiedClient::Anonymous,
-            Some(received_at),
-            &mut self.rng,
+            None,
+            None,
+            EngineClock {
+                at: Some(received_at),
+                ids: &mut self.rng,
+            },
         )
         .await
         .map_err(|e| anyhow::anyhow!("synthetic call {i} ({origin:?}) was refused: {e}"))?;
@@ -732,8 +736,12 @@ mod tests {
                 service,
                 &body,
                 &VerifiedClient::Anonymous,
-                Some(EXAMPLES_DATE),
-                &mut Rng::new(0),
+                None,
+                None,
+                EngineClock {
+                    at: Some(EXAMPLES_DATE),
+                    ids: &mut Rng::new(0),
+                },
             )
             .await
             .unwrap();

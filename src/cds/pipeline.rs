@@ -27,7 +27,7 @@ pub async fn process(
     service: &ServiceDef,
     body: &[u8],
 ) -> Result<Processed, ApiError> {
-    process_for(state, service, body, &VerifiedClient::Anonymous).await
+    process_for(state, service, body, &VerifiedClient::Anonymous, None, None).await
 }
 
 impl Processed {
@@ -56,47 +56,72 @@ impl Processed {
     }
 }
 
+/// The engine's clock and uuid source for one call: `at` is the evaluation time (`None`: the
+/// wall clock once the patient record is complete) and `ids` draws card, suggestion and consult
+/// uuids. The service uses [`EngineClock::live`]; `vcf-cds audit seed` replays synthetic calls
+/// at past times with seeded uuids, so demo data is what the service would have answered.
+pub struct EngineClock<'a> {
+    pub at: Option<OffsetDateTime>,
+    pub ids: &'a mut (dyn IdSource + Send),
+}
+
 /// Runs one hook call for `service` on behalf of `client` (whose issuer and tenant decide which
-/// FHIR servers are trusted).
+/// FHIR servers are trusted). `request_id` (the HTTP `X-Request-Id`) goes into the `hook` span;
+/// FHIR fetches, cards and ratings are counted in `metrics` when given.
 pub async fn process_for(
     state: &AppState,
     service: &ServiceDef,
     body: &[u8],
     client: &VerifiedClient,
+    request_id: Option<&str>,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> Result<Processed, ApiError> {
-    process_at(state, service, body, client, None, &mut RandomIds).await
+    let clock = EngineClock {
+        at: None,
+        ids: &mut RandomIds,
+    };
+    process_at(state, service, body, client, request_id, metrics, clock).await
 }
 
-/// [`process_for`] with the engine's clock and uuid source given: `at` is the evaluation time
-/// (`None`: the wall clock once the patient record is complete) and `ids` draws card,
-/// suggestion and consult uuids. `vcf-cds audit seed` replays synthetic calls at past times
-/// with seeded uuids through here, so demo data is what the service would have answered.
+/// [`process_for`] with the engine's clock and uuid source given.
 pub async fn process_at(
     state: &AppState,
     service: &ServiceDef,
     body: &[u8],
     client: &VerifiedClient,
-    at: Option<OffsetDateTime>,
-    ids: &mut (dyn IdSource + Send),
+    request_id: Option<&str>,
+    metrics: Option<&crate::metrics::Metrics>,
+    clock: EngineClock<'_>,
 ) -> Result<Processed, ApiError> {
     let request = request::parse(body, service.hook, state.settings.max_draft_orders)?;
     let span = tracing::info_span!(
         "hook",
+        request_id = request_id.unwrap_or("-"),
         service = service.id,
         hook_instance = %request.hook_instance,
         orders = request.draft_orders.len(),
     );
-    evaluate(state, request, client, at, ids)
-        .instrument(span)
-        .await
+    async {
+        let processed = evaluate(state, request, client, metrics, clock).await?;
+        if let Some(m) = metrics {
+            m.observe_evaluation(&processed.evaluation);
+        }
+        tracing::info!(
+            cards = processed.evaluation.response.cards.len(),
+            "hook evaluated"
+        );
+        Ok(processed)
+    }
+    .instrument(span)
+    .await
 }
 
 async fn evaluate(
     state: &AppState,
     request: HookRequest,
     client: &VerifiedClient,
-    at: Option<OffsetDateTime>,
-    ids: &mut (dyn IdSource + Send),
+    metrics: Option<&crate::metrics::Metrics>,
+    clock: EngineClock<'_>,
 ) -> Result<Processed, ApiError> {
     // No patient data is fetched unless an order of this guideline is to be rated.
     let needs_record = state
@@ -111,13 +136,14 @@ async fn evaluate(
             &state.fhir,
             &trust,
             Duration::from_millis(settings.fhir_deadline_ms),
+            metrics,
         )
         .await?
     } else {
         PatientRecord::default()
     };
 
-    let now = at.unwrap_or_else(OffsetDateTime::now_utc);
+    let now = clock.at.unwrap_or_else(OffsetDateTime::now_utc);
     let eval_request = EvaluationRequest {
         hook: request.hook,
         hook_instance: &request.hook_instance,
@@ -128,7 +154,7 @@ async fn evaluate(
         record: &record,
         now,
     };
-    let evaluation = state.evaluate(&eval_request, ids);
+    let evaluation = state.evaluate(&eval_request, clock.ids);
     evaluation
         .response
         .check()
