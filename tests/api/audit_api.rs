@@ -56,14 +56,14 @@ async fn api_needs_the_admin_token() {
 
 #[tokio::test]
 async fn filters_pagination_csv_and_summary() {
-    let data = generated(250);
+    let data = generated(250).await;
     let orders: Vec<_> = data
         .calls
         .iter()
         .flat_map(|c| c.orders.iter().map(move |o| (c, o)))
         .collect();
     let feedback = data.feedback.clone();
-    let app = spawn_seeded(Some(generated(250)), |_| {}).await;
+    let app = spawn_seeded(Some(generated(250).await), |_| {}).await;
 
     // Everything, paginated.
     let all = app.admin_json("/audit/api/evaluations?limit=1000").await;
@@ -384,7 +384,7 @@ async fn hook_calls_and_feedback_end_to_end() {
 /// never an empty list (issue 13: errors stay errors).
 #[tokio::test]
 async fn a_failing_store_answers_500_not_zeros() {
-    let app = spawn_seeded(Some(generated(20)), |_| {}).await;
+    let app = spawn_seeded(Some(generated(20).await), |_| {}).await;
     assert_eq!(app.admin_get("/audit/api/summary").await.status(), 200);
     // Break the store under the running server: the feedback table disappears.
     let db = app._dir.path().join("audit.sqlite");

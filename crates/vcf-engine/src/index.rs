@@ -115,30 +115,10 @@ fn with_normalized<R>(code: &str, f: impl FnOnce(&str) -> R) -> R {
     f(std::str::from_utf8(&buf[..n]).unwrap_or_default())
 }
 
-/// FNV-1a: the code tables are hashed on every coding of the record, and their keys are short
-/// codes from our own knowledge file (no untrusted keys), so a fast non-keyed hash is fine.
-#[derive(Default, Clone, Copy)]
-pub struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+/// FNV-1a (the `fnv` crate, already in the dependency graph): the code tables are hashed on
+/// every coding of the record, and their keys are short codes from our own knowledge file (no
+/// untrusted keys), so a fast non-keyed hash is fine.
+type FastMap<K, V> = fnv::FnvHashMap<K, V>;
 
 /// One order code of a procedure, by index.
 #[derive(Debug, Clone, Copy)]
