@@ -708,6 +708,30 @@ impl<'d, 'a> Derivation<'d, 'a> {
             },
         );
 
+        // Neoplastic cause (V9 "pathological", V8 "benign" = not neoplastic): M84.5- or a
+        // malignancy known to involve bone; another malignancy alone leaves it unknown.
+        let neo_mask = Vs::NeoplasticFracture.bit() | Vs::BoneMalignancy.bit();
+        let neo = self.find(neo_mask, cond_or_reason_or_report);
+        f.set(
+            Fact::NeoplasticCause,
+            match (neo, malignancy_known) {
+                (Some(i), _) => present(self.evidence(i, neo_mask)),
+                (None, Some(true)) => FactValue::Unknown(
+                    "history of malignancy, but no neoplastic fracture code, bone-involving \
+                     malignancy or report finding of tumour"
+                        .into(),
+                ),
+                (None, Some(false)) => FactValue::Absent(
+                    "no neoplastic fracture code, bone-involving malignancy or malignancy on record"
+                        .into(),
+                ),
+                (None, None) => FactValue::Unknown(
+                    self.conditions_unknown()
+                        .unwrap_or_else(|| "conditions not available".into()),
+                ),
+            },
+        );
+
         // Prior vertebral augmentation / spine surgery.
         let order_date = self.order_date;
         let prior = |i: &Item| match i.src {
