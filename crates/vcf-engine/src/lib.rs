@@ -17,5 +17,6 @@ pub mod index;
 pub mod knowledge;
 pub mod orders;
 pub mod rating;
+pub mod reports;
 
 pub use index::Engine;

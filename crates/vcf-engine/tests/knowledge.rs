@@ -707,7 +707,10 @@ fn every_variant_fact_has_an_evidence_policy_and_the_issue_8_findings_must_be_ev
     assert_eq!(rule(Symptomatic).absent, EvidenceRule::MayAssume);
 
     let p = problems_after(|kb| kb.evidence_policy.retain(|e| e.fact != MarrowEdemaOrCleft));
-    assert_problem(&p, "\"marrow_edema_or_cleft\" is used by a variant but has no entry");
+    assert_problem(
+        &p,
+        "\"marrow_edema_or_cleft\" is used by a variant but has no entry",
+    );
     let p = problems_after(|kb| {
         let e = kb.evidence_policy[0].clone();
         kb.evidence_policy.push(e);
@@ -733,7 +736,11 @@ fn report_phrases_are_validated() {
     assert_problem(&p, "scope_words 0 must be between 1 and 20");
     // Marrow edema counts only from MRI (issue 8).
     let kb = loaded();
-    let edema = kb.report_findings.iter().find(|f| f.id == "marrow-edema").unwrap();
+    let edema = kb
+        .report_findings
+        .iter()
+        .find(|f| f.id == "marrow-edema")
+        .unwrap();
     assert_eq!(edema.modalities, vec!["MR".to_string()]);
 }
 

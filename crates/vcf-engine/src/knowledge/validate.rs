@@ -381,7 +381,9 @@ fn phrase_list(cx: &mut Ctx, at: &str, list: &[String], required: bool) {
                 "{at}: phrase {p:?} must be lower case without surrounding spaces"
             ));
         } else if p.trim_end_matches('*').contains('*') {
-            cx.push(format!("{at}: phrase {p:?}: '*' is only allowed at the end"));
+            cx.push(format!(
+                "{at}: phrase {p:?}: '*' is only allowed at the end"
+            ));
         }
         if !seen.insert(p.as_str()) {
             cx.push(format!("{at}: phrase {p:?} listed twice"));
