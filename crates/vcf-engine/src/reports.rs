@@ -155,7 +155,7 @@ fn phrases(list: &[String]) -> Vec<Phrase> {
         .map(|p| Phrase::new(p))
         .collect();
     // Longest first, so that "no evidence of" wins over "no".
-    v.sort_by(|a, b| b.text.len().cmp(&a.text.len()));
+    v.sort_by_key(|p| std::cmp::Reverse(p.text.len()));
     v
 }
 
@@ -513,10 +513,8 @@ impl Lexicon {
                     .min_by_key(|g| {
                         if g.last_word < w0 {
                             w0 - g.last_word
-                        } else if g.first_word > w1 {
-                            g.first_word - w1
                         } else {
-                            0
+                            g.first_word.saturating_sub(w1)
                         }
                     })
                     .map(|g| g.levels.clone())
