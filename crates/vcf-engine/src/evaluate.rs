@@ -240,8 +240,15 @@ impl<'r> OrderRun<'r> {
                     response,
                 );
                 ev.assumptions = assumptions(self.engine, &facts, &class, Some(chosen), kind);
+                // A rating that rests on a finding read from report text is shown with its
+                // evidence (report and matched phrase) so the clinician can check the reading.
+                let from_report = self.engine.variant_facts(vi).any(|f| {
+                    matches!(facts.get(f), FactValue::Present(e) if e.code.starts_with("report phrase"))
+                });
                 let want = match row.category.normalized() {
-                    Category::UsuallyAppropriate => self.options.cards_for_appropriate,
+                    Category::UsuallyAppropriate => {
+                        self.options.cards_for_appropriate || from_report
+                    }
                     _ => true,
                 };
                 if want {
@@ -262,6 +269,17 @@ impl<'r> OrderRun<'r> {
                 ev.deciding_facts = deciding.iter().map(|f| f.key().to_owned()).collect();
                 ev.assumptions = assumptions(self.engine, &facts, &class, None, kind);
                 let card = cards::ambiguous_card(&input, &mut ev, &order, &deciding, ids);
+                self.push_card(&mut ev, card, ids, response);
+            }
+            Verdict::Unevidenced { category } => {
+                // Evidence policy: every candidate rests on an unshown must-evidence finding, so
+                // "no variant fits" is possible and an appropriate rating is withheld. Reported
+                // as ambiguous (no rating) with the missing findings as the deciding facts.
+                let deciding = cards::missing_findings(&input);
+                ev.outcome = Outcome::Ambiguous;
+                ev.deciding_facts = deciding.iter().map(|f| f.key().to_owned()).collect();
+                ev.assumptions = assumptions(self.engine, &facts, &class, None, kind);
+                let card = cards::missing_evidence_card(&input, &mut ev, &order, category, ids);
                 self.push_card(&mut ev, card, ids, response);
             }
         }
@@ -347,6 +365,7 @@ fn assumptions(
     }
     out.extend(facts.age_assumption.clone());
     out.extend(facts.unavailable.iter().cloned());
+    out.extend(facts.notes.iter().cloned());
     out.dedup();
     out
 }

@@ -235,6 +235,8 @@ pub(crate) struct ReferralIdx {
 #[derive(Debug)]
 pub struct Engine {
     kb: Arc<Knowledge>,
+    /// Report-reading rules (phrases and cue words of the knowledge file), compiled once.
+    lexicon: crate::reports::Lexicon,
     system_by_uri: FastMap<Box<str>, SysId>,
     systems: Vec<SystemCodes>,
     /// Canonical URI per system id.
@@ -449,6 +451,7 @@ impl Engine {
             return Err(KnowledgeError::Invalid(problems));
         }
         Ok(Engine {
+            lexicon: crate::reports::Lexicon::new(&kb),
             kb,
             system_by_uri,
             systems,
@@ -464,6 +467,11 @@ impl Engine {
             procedure_by_id,
             variants_by_kind,
         })
+    }
+
+    /// The report-reading rules.
+    pub fn lexicon(&self) -> &crate::reports::Lexicon {
+        &self.lexicon
     }
 
     pub fn knowledge(&self) -> &Knowledge {

@@ -113,7 +113,8 @@ pub struct Mention {
     pub status: Status,
     /// Levels named with it (empty when none).
     pub levels: Vec<Level>,
-    /// The knowledge file's phrase that matched (never the report's own words).
+    /// The knowledge file's phrase that matched, without a trailing `*` (never the report's own
+    /// words).
     pub phrase: String,
 }
 
@@ -525,11 +526,7 @@ impl Lexicon {
                 id: self.findings[fi].id.clone(),
                 status,
                 levels,
-                phrase: if p.open {
-                    format!("{}*", p.text)
-                } else {
-                    p.text.clone()
-                },
+                phrase: p.text.clone(),
             });
         }
     }

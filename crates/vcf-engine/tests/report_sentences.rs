@@ -57,9 +57,14 @@ fn matched_phrases_come_from_the_knowledge_file_not_the_report() {
     let lex = Lexicon::new(&kb);
     let ms = lex.extract("Mrs Example's L1 fracture shows STIR HYPERINTENSITY.");
     let edema = ms.iter().find(|m| m.id == "marrow-edema").unwrap();
-    assert_eq!(edema.phrase, "stir hyperintens*");
+    assert_eq!(edema.phrase, "stir hyperintens");
     for m in &ms {
         let def = kb.report_findings.iter().find(|f| f.id == m.id).unwrap();
-        assert!(def.phrases.contains(&m.phrase), "{m:?}");
+        assert!(
+            def.phrases
+                .iter()
+                .any(|p| p.trim_end_matches('*') == m.phrase),
+            "{m:?}"
+        );
     }
 }

@@ -76,9 +76,12 @@ pub fn ambiguous_card(
         })
         .collect();
     detail.push_str(&bullets("Rating either way", &either));
-    detail.push_str(
-        "\n\nRecord the deciding fact (problem list or the order's reason) to get a rating.",
-    );
+    // Never "no single missing fact" and "record the deciding fact" together (issue 8).
+    if !deciding.is_empty() {
+        detail.push_str(
+            "\n\nRecord the deciding fact (problem list, report or the order's reason) to get a rating.",
+        );
+    }
     if kb.procedures[input.rec.procedure].kind == ProcedureKind::Imaging
         && let Some(line) =
             radiation_line(engine, input.rec.procedure, input.rec.region, input.facts)

@@ -65,8 +65,51 @@ impl<'d, 'a> Derivation<'d, 'a> {
     }
 
     /// High-energy trauma: the fracture is only coded as traumatic and there is no bone
-    /// pathology (osteoporosis, malignancy, pathological fracture).
-    pub(super) fn high_energy_trauma(&self, vcf_items: &[&Item<'a>]) -> FactValue {
+    /// pathology (osteoporosis, malignancy, pathological fracture). Exception (issue 8): when
+    /// every traumatic code is a WEDGE compression fracture (S22.0-/S32.0- 6th character 0), the
+    /// patient is at least `policy.older_adult_age_years` old and no high-energy external-cause
+    /// code is on record, it is a presumed fragility fracture in scope; the returned note states
+    /// the presumption.
+    pub(super) fn high_energy_trauma(
+        &self,
+        vcf_items: &[&Item<'a>],
+    ) -> (FactValue, Option<String>) {
+        let value = self.high_energy_trauma_coded(vcf_items);
+        let FactValue::Present(_) = &value else {
+            return (value, None);
+        };
+        let wedge: Vec<String> = vcf_items
+            .iter()
+            .filter_map(|i| {
+                let c = i.coding(Vs::VcfTraumatic.bit())?;
+                let code = normalize_code(c.code.as_deref()?).into_owned();
+                // S22.0x0 / S32.0x0 (dots removed: S220x0..., S320x0...): 6th character '0'.
+                let wedge = (code.starts_with("S220") || code.starts_with("S320"))
+                    && code.as_bytes().get(5) == Some(&b'0');
+                wedge.then_some(c.code.clone().unwrap_or_default())
+            })
+            .collect();
+        if wedge.len() != vcf_items.len() {
+            return (value, None);
+        }
+        let threshold = self.engine.knowledge().policy.older_adult_age_years as i32;
+        let Some(age) = self.age().years.filter(|a| *a >= threshold) else {
+            return (value, None);
+        };
+        if let Some(m) = self.find(Vs::HighEnergyMechanism.bit(), |_| true) {
+            let _ = m;
+            return (value, None);
+        }
+        let note = format!(
+            "presumed fragility fracture: wedge compression fracture ({}) in a patient aged {age} \
+             (at least {threshold}, local policy) with no coded high-energy mechanism; treated as \
+             a vertebral compression fracture of this guideline, not as high-energy trauma",
+            wedge.join(", ")
+        );
+        (FactValue::Absent(note.clone().into()), Some(note))
+    }
+
+    fn high_energy_trauma_coded(&self, vcf_items: &[&Item<'a>]) -> FactValue {
         let traumatic_only = !vcf_items.is_empty()
             && vcf_items
                 .iter()
@@ -93,7 +136,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
         }
     }
 
-    fn fracture_key(&self, i: &Item<'a>) -> (String, Option<&'a str>) {
+    pub(super) fn fracture_key(&self, i: &Item<'a>) -> (String, Option<&'a str>) {
         let coding = i.coding(VCF_ANY);
         let code = coding
             .and_then(|c| c.code.as_deref())
@@ -122,8 +165,10 @@ impl<'d, 'a> Derivation<'d, 'a> {
             );
         }
         let window = self.engine.knowledge().policy.new_fracture_window_days as i64;
+        let old_window = self.engine.knowledge().policy.old_fracture_window_days as i64;
         let mut old: Option<String> = None;
         let mut undetermined = false;
+        let mut between: Option<String> = None;
         for i in vcf_items {
             let mut e = self.evidence(i, VCF_ANY);
             if let Some(d) = i.date {
@@ -136,9 +181,20 @@ impl<'d, 'a> Derivation<'d, 'a> {
                     ));
                     return present(e);
                 }
+                if days <= old_window {
+                    // Neither new nor old (local policy windows): unknown, never thrown out.
+                    between.get_or_insert_with(|| {
+                        format!(
+                            "{} is dated {}, {days} days before the order: between the new ({window} days) and old ({old_window} days) windows",
+                            e.source,
+                            d.latest_date()
+                        )
+                    });
+                    continue;
+                }
                 old.get_or_insert_with(|| {
                         format!(
-                            "the fracture is older than {window} days: {} dated {}, {days} days before the order",
+                            "the fracture is older than {old_window} days: {} dated {}, {days} days before the order",
                             e.source,
                             d.latest_date()
                         )
@@ -183,6 +239,9 @@ impl<'d, 'a> Derivation<'d, 'a> {
                 }
                 _ => undetermined = true,
             }
+        }
+        if let Some(text) = between {
+            return FactValue::Unknown(text.into());
         }
         match (undetermined, old) {
             (false, Some(text)) => FactValue::Absent(text.into()),
