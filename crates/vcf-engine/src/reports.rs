@@ -48,6 +48,11 @@ impl Level {
         Level::new(region, digits.parse().ok()?)
     }
 
+    /// The region letter: 'C', 'T', 'L' or 'S'.
+    pub fn region(self) -> char {
+        self.parts().0
+    }
+
     fn parts(self) -> (char, u8) {
         let mut base = 0u8;
         for (r, count) in REGIONS {

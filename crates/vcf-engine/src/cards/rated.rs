@@ -74,6 +74,20 @@ pub fn rated_card(
         detail.push_str(&others.join("; "));
         detail.push('.');
     }
+    // A candidate without a row for the procedure does not block the rating (issue 8).
+    let unrated: Vec<String> = crate::classify::not_rated_in(engine, class, input.rec.procedure)
+        .into_iter()
+        .map(|i| {
+            let v = &kb.variants[class.candidates[i].variant];
+            format!("{} \"{}\"", v.id, v.title)
+        })
+        .collect();
+    if !unrated.is_empty() {
+        detail.push_str(&format!(
+            "\n\nThe patient may also fit {}, where ACR does not rate this procedure; every scenario that rates it agrees.",
+            unrated.join("; ")
+        ));
+    }
     if kb.procedures[input.rec.procedure].kind == ProcedureKind::Imaging
         && let Some(line) =
             radiation_line(engine, input.rec.procedure, input.rec.region, input.facts)

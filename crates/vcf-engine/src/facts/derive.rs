@@ -14,6 +14,8 @@ pub(super) struct Derivation<'d, 'a> {
     pub(super) reasons: &'d [Item<'a>],
     pub(super) order_ref: &'d str,
     pub(super) order_date: Date,
+    /// `DiagnosticReport/x` / `Observation/y` named by the order's supportingInfo.
+    pub(super) supporting: &'d [String],
 }
 
 pub(super) const VCF_ANY: Mask = Vs::Vcf.bit() | Vs::VcfTraumatic.bit();

@@ -348,12 +348,21 @@ impl<'a> RecordIndex<'a> {
                 reasons.push(c);
             }
         }
+        // supportingInfo naming a report or observation of the record: the clinician offers it
+        // as evidence for the order, so it is read whatever its date or title.
+        let supporting: Vec<String> = order
+            .iter()
+            .flat_map(|sr| sr.supporting_info.iter())
+            .filter_map(|r| r.reference.clone())
+            .filter(|r| r.starts_with("DiagnosticReport/") || r.starts_with("Observation/"))
+            .collect();
         Derivation {
             engine,
             idx: self,
             reasons: &reasons,
             order_ref,
             order_date,
+            supporting: &supporting,
         }
         .run()
     }

@@ -161,14 +161,18 @@ pub(super) struct ReportFinding<'d> {
 }
 
 impl<'d, 'a: 'd> Derivation<'d, 'a> {
-    /// Spine reports (and report observations) dated within the old-fracture window, or undated.
+    /// Spine reports (and report observations) dated within the old-fracture window, or undated,
+    /// plus any report or observation the order's supportingInfo names (clinician-stated
+    /// evidence, read whatever its date or title).
     pub(super) fn recent_reports(&self) -> impl Iterator<Item = &'d ReportRead<'a>> + 'd {
         let days = i64::from(self.engine.knowledge().policy.old_fracture_window_days);
         let order_date = self.order_date;
+        let supporting = self.supporting;
         self.idx.reports.iter().filter(move |r| {
-            r.spine
-                && r.date
-                    .is_none_or(|d| (order_date - d.latest_date()).whole_days() <= days)
+            supporting.contains(&r.reference)
+                || (r.spine
+                    && r.date
+                        .is_none_or(|d| (order_date - d.latest_date()).whole_days() <= days))
         })
     }
 
