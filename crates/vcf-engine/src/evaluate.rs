@@ -359,7 +359,18 @@ fn assumptions(
         }
         match facts.get(f) {
             FactValue::Absent(t) => out.push(t.to_string()),
-            FactValue::Present(e) => out.extend(e.assumption.clone()),
+            FactValue::Present(e) => {
+                out.extend(e.assumption.clone());
+                // A finding read from report text goes to the card and the audit record as the
+                // report reference and the knowledge file's matched phrase (issue 8).
+                if e.code.starts_with("report phrase") {
+                    out.push(format!(
+                        "read from report text (verify): {}: {}",
+                        f.phrase(true),
+                        e.describe()
+                    ));
+                }
+            }
             FactValue::Unknown(_) => {}
         }
     }

@@ -736,6 +736,20 @@ fn kyphoplasty_with_mri_edema_is_v6_appropriate_with_the_report_phrase() {
     );
     // Report text never reaches the card beyond the matched phrase.
     assert!(!detail.contains("IMPRESSION"));
+    // The audit record carries the report reference and the matched phrase.
+    assert!(
+        o.assumptions
+            .iter()
+            .any(|a| a.starts_with("read from report text")
+                && a.contains("DiagnosticReport/v6m-r1: report phrase \"marrow edema\" at L1")),
+        "{:?}",
+        o.assumptions
+    );
+    let audit = serde_json::to_string(o).unwrap();
+    assert!(
+        !audit.contains("STIR."),
+        "no report sentence in the audit record"
+    );
 }
 
 /// Marrow edema counts only from MRI (issue 8): a CT report's "marrow edema" leaves the
