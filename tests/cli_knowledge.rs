@@ -33,7 +33,7 @@ fn compiled_in_knowledge_prints_summary_and_ok() {
         "variants: 9 (4 imaging, 5 treatment)",
         "rating rows: 71",
         "procedures: 17",
-        "value sets: 18",
+        "value sets: 21",
         "sourced entries by confidence",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
