@@ -34,6 +34,9 @@ fn compiled_in_knowledge_prints_summary_and_ok() {
         "rating rows: 71",
         "procedures: 17",
         "value sets: 21",
+        "value-set exclusions: 3",
+        "must be evidenced when present: vcf, malignancy_history",
+        "report findings: 13",
         "sourced entries by confidence",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");

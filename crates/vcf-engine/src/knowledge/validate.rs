@@ -999,6 +999,14 @@ pub struct KnowledgeSummary {
     /// Entries that carry a confidence tag (guideline, order codes, referral matchers, value
     /// sets), by tag A, B, C.
     pub sources_by_confidence: [usize; 3],
+    /// Evidence-policy entries, and how many say must-evidence for a present fact.
+    pub evidence_policies: usize,
+    pub must_evidence: Vec<String>,
+    /// Report findings and their phrases.
+    pub report_findings: usize,
+    pub report_phrases: usize,
+    /// Value-set exclusions.
+    pub value_set_exclusions: usize,
     pub override_reasons: usize,
     pub related_topics: usize,
 }
@@ -1087,6 +1095,16 @@ pub fn summary(kb: &Knowledge) -> KnowledgeSummary {
             .map(|v| v.id.clone())
             .collect(),
         sources_by_confidence: by_conf,
+        evidence_policies: kb.evidence_policy.len(),
+        must_evidence: kb
+            .evidence_policy
+            .iter()
+            .filter(|e| e.present == EvidenceRule::MustEvidence)
+            .map(|e| e.fact.key().to_owned())
+            .collect(),
+        report_findings: kb.report_findings.len(),
+        report_phrases: kb.report_findings.iter().map(|r| r.phrases.len()).sum(),
+        value_set_exclusions: kb.value_sets.iter().map(|v| v.excludes.len()).sum(),
         override_reasons: kb.override_reasons.len(),
         related_topics: kb.related_topics.len(),
     }
@@ -1140,6 +1158,18 @@ impl std::fmt::Display for KnowledgeSummary {
             self.value_set_codes,
             self.empty_value_sets.len(),
             empty
+        )?;
+        writeln!(f, "value-set exclusions: {}", self.value_set_exclusions)?;
+        writeln!(
+            f,
+            "evidence policy: {} facts; must be evidenced when present: {}",
+            self.evidence_policies,
+            self.must_evidence.join(", ")
+        )?;
+        writeln!(
+            f,
+            "report findings: {} with {} phrases",
+            self.report_findings, self.report_phrases
         )?;
         let [a, b, c] = self.sources_by_confidence;
         writeln!(f, "sourced entries by confidence: A {a}, B {b}, C {c}")?;
