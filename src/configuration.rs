@@ -17,6 +17,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// How a card's alternative is offered to the EHR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuggestionStyle {
+    /// One `update` action on the draft order (Argonaut PAMA style, what the CDS Hooks
+    /// sandbox's PAMA screen applies): new code, same everything else.
+    Update,
+    /// `delete` of the draft order + `create` of the alternative.
+    Replace,
+}
+
 /// A secret from configuration (`admin_token`, `audit_pseudonym_key`), held in a
 /// [`secrecy::SecretString`]: `Debug` prints `[REDACTED]`, it has no `Serialize`, and the text
 /// is zeroed when dropped. Read it only where it is used, with [`Secret::expose`].
@@ -157,6 +168,14 @@ pub struct Settings {
     pub log_level: String,
     /// Show an info card for "Usually appropriate" orders too.
     pub cards_for_appropriate: bool,
+    /// Show an info card with a one-click switch when a patient under 18 has an ionizing study
+    /// ordered and an equally or better rated study with no / lower pediatric radiation exists.
+    pub pediatric_radiation_cards: bool,
+    /// `update` (default: one update action on the draft order) or `replace` (delete + create).
+    pub suggestion_style: SuggestionStyle,
+    /// Rate advanced imaging orders (CT, MR, NM, PET code ranges in the knowledge file) that
+    /// this guideline does not cover as `no-criteria-apply`, so EHR rating boxes do not go stale.
+    pub rate_out_of_scope_imaging: bool,
     /// Also emit the legacy `extension.systemActions` read by the sandbox's PAMA screen.
     pub legacy_system_actions: bool,
     /// `pama-rating-qcdsm-consulted` value (a CMS G-code), when wanted.
@@ -191,6 +210,9 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             cards_for_appropriate: false,
+            pediatric_radiation_cards: true,
+            suggestion_style: SuggestionStyle::Update,
+            rate_out_of_scope_imaging: true,
             legacy_system_actions: true,
             qcdsm_consulted: None,
         }
@@ -394,6 +416,23 @@ mod tests {
             assert_eq!(s.max_body_bytes, 2048);
             assert_eq!(s.cors_origins, vec!["https://ehr.example.org".to_string()]);
             assert_eq!(s.trusted_issuers[0].algorithms, vec!["ES384", "RS384"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn card_settings_default_on_and_parse() {
+        let s = Settings::default();
+        assert!(s.pediatric_radiation_cards && s.rate_out_of_scope_imaging);
+        assert_eq!(s.suggestion_style, SuggestionStyle::Update);
+        Jail::expect_with(|jail| {
+            jail.set_env("VCF_CDS_SUGGESTION_STYLE", "replace");
+            jail.set_env("VCF_CDS_PEDIATRIC_RADIATION_CARDS", "false");
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.suggestion_style, SuggestionStyle::Replace);
+            assert!(!s.pediatric_radiation_cards);
+            jail.set_env("VCF_CDS_SUGGESTION_STYLE", "swap");
+            assert!(Settings::load(None).is_err());
             Ok(())
         });
     }

@@ -13,7 +13,9 @@
 //! other kind is optional and becomes `Unavailable(reason)`, which the engine states as an
 //! assumption.
 
-use crate::cds::discovery::{CONDITIONS, OBSERVATIONS, PATIENT, PROCEDURES, REPORTS};
+use crate::cds::discovery::{
+    ALLERGIES, CONDITIONS, DEVICES, OBSERVATIONS, PATIENT, PROCEDURES, REPORTS,
+};
 use crate::cds::fetch::{FetchTarget, Fetched, FhirClient, normalize_base, resolve_template};
 use crate::cds::request::{HookRequest, PrefetchValue};
 use crate::error::ApiError;
@@ -26,7 +28,15 @@ use vcf_engine::evaluate::{Availability, PatientRecord};
 use vcf_engine::fhir::{AnyResource, OperationOutcome};
 
 /// The prefetch keys this service asks for.
-pub const KEYS: [&str; 5] = [PATIENT, CONDITIONS, PROCEDURES, OBSERVATIONS, REPORTS];
+pub const KEYS: [&str; 7] = [
+    PATIENT,
+    CONDITIONS,
+    PROCEDURES,
+    OBSERVATIONS,
+    REPORTS,
+    ALLERGIES,
+    DEVICES,
+];
 
 /// Where the data of one key ended up.
 #[derive(Debug)]
@@ -153,6 +163,8 @@ pub async fn gather(
                 PROCEDURES => record.procedures = Availability::Unavailable(why),
                 OBSERVATIONS => record.observations = Availability::Unavailable(why),
                 REPORTS => record.reports = Availability::Unavailable(why),
+                ALLERGIES => record.allergies = Availability::Unavailable(why),
+                DEVICES => record.devices = Availability::Unavailable(why),
                 _ => {}
             },
             (_, KeyData::NoData) => {}
@@ -183,6 +195,7 @@ fn add_resources(record: &mut PatientRecord, resources: Vec<AnyResource>) {
             AnyResource::Observation(o) => push(&mut record.observations, o),
             AnyResource::DiagnosticReport(d) => push(&mut record.reports, d),
             AnyResource::AllergyIntolerance(a) => push(&mut record.allergies, a),
+            AnyResource::Device(d) => push(&mut record.devices, d),
             AnyResource::OperationOutcome(_)
             | AnyResource::Bundle(_)
             | AnyResource::Other { .. } => {}

@@ -103,7 +103,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_server(dir: &Path, port: u16) -> Child {
+/// The server process, killed when dropped (also when an assertion fails first).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(dir: &Path, port: u16) -> Server {
     let log = std::fs::File::create(dir.join("serve.log")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_vcf-cds"))
         .arg("serve")
@@ -115,6 +125,7 @@ fn start_server(dir: &Path, port: u16) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(Server)
         .expect("vcf-cds starts")
 }
 
@@ -164,8 +175,8 @@ fn worst_case_body(max_body: usize) -> Vec<u8> {
 async fn sixteen_concurrent_worst_case_requests_stay_within_the_memory_bound() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = start_server(dir.path(), port);
-    let pid = server.id();
+    let server = start_server(dir.path(), port);
+    let pid = server.0.id();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(600))
@@ -215,8 +226,7 @@ async fn sixteen_concurrent_worst_case_requests_stay_within_the_memory_bound() {
     });
     let results = futures_util::future::join_all(sends).await;
     let peak = proc_status_bytes(pid, "VmHWM");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     let results: Vec<(u16, usize)> = results.into_iter().map(Result::unwrap).collect();
     let answer_bytes = results.iter().map(|r| r.1).max().unwrap();

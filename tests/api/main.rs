@@ -15,3 +15,4 @@ mod health;
 mod helpers;
 mod hooks_examples;
 mod prefetch;
+mod sandbox;

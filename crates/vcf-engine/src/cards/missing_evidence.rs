@@ -6,10 +6,10 @@
 
 use super::suggestions::{code_keys, codes_for, new_order};
 use super::text::procedure_label;
-use super::{CardInput, bullets, card, provenance, summary};
+use super::{CardInput, assumed_line, bullets, card, source_line, summary};
 use crate::cds::{Action, ActionType, Card, Indicator, SelectionBehavior, Suggestion};
 use crate::classify::{Reliance, classify};
-use crate::facts::FactValue;
+use crate::facts::{FactValue, cut_words};
 use crate::knowledge::{Category, Fact, ProcedureKind};
 use crate::types::{IdSource, OrderEvaluation, SuggestionRecord};
 
@@ -61,9 +61,10 @@ pub fn missing_evidence_card(
         let v = &kb.variants[c.variant];
         let needs: Vec<String> = c.unevidenced.iter().map(reliance_phrase).collect();
         let rated = match engine.rating(c.variant, input.rec.procedure) {
-            Some(r) => format!("**{}**, {}/9", r.category.label(), r.rating),
+            Some(r) => format!("{}/9", r.rating),
             None => "not rated in this scenario".into(),
         };
+        // Say why only when it is more than "not coded" (uncertain, wrong modality, conflict).
         let why: Vec<String> = c
             .unevidenced
             .iter()
@@ -72,14 +73,15 @@ pub fn missing_evidence_card(
                 Reliance::Any(fs) => fs.clone(),
             })
             .filter_map(|f| match input.facts.get(f) {
-                FactValue::Unknown(w) if !w.is_empty() => Some(format!("{}: {w}", f.name())),
+                FactValue::Unknown(w) if !w.is_empty() && !w.starts_with("not coded") => {
+                    Some(cut_words(w, 120))
+                }
                 _ => None,
             })
             .collect();
         lines.push(format!(
-            "{} \"{}\" needs {} ({rated}). Not shown by the record{}",
+            "{} needs {} ({rated}){}",
             v.id,
-            v.title,
             needs.join(" and "),
             if why.is_empty() {
                 String::new()
@@ -102,11 +104,11 @@ pub fn missing_evidence_card(
         None => ": not rated, a deciding finding is not on record".into(),
     };
     let mut detail = format!(
-        "The ACR criteria would rate this order **{}** only for a patient with a finding this record does not show, and the patient may fit no ACR scenario without it, so no appropriateness rating is given (a rating never rests on an unshown finding the guideline makes decisive).",
+        "**Not rated.** ACR rates this order **{}** only with a finding this record does not show; without it the patient may fit no ACR scenario.",
         agreed.label()
     );
     detail.push_str(&bullets("What would rate it", &lines));
-    detail.push_str("\n\nRecord the finding (MRI report, problem list, or the order's reason) and the same order is rated.");
+    detail.push_str("\n\nRecord it (MRI report, problem list or the order's reason) and the same order is rated.");
 
     // MRI without contrast establishes marrow edema / cleft: suggest it when none is recent.
     let mut suggestions = Vec::new();
@@ -121,24 +123,25 @@ pub fn missing_evidence_card(
         match mri_suggestion(input, ids) {
             Ok((s, rec)) => {
                 detail.push_str(&format!(
-                    "\n\nNo spine MRI report is on record within {} days: MRI of the spine without IV contrast shows marrow edema (STIR) or an intravertebral cleft ({}).",
-                    kb.policy.new_fracture_window_days, rec.label
+                    "\n\nNo spine MRI within {} days: MRI without IV contrast shows marrow edema (STIR) or a cleft.",
+                    kb.policy.new_fracture_window_days
                 ));
                 ev.suggestions.push(rec);
                 suggestions.push(s);
             }
             Err(why) => detail.push_str(&format!(
-                "\n\nNo spine MRI report is on record; MRI of the spine without IV contrast would show the finding ({why})."
+                "\n\nNo recent spine MRI; MRI without IV contrast would show the finding ({}).",
+                cut_words(&why, 100)
             )),
         }
     } else if let Some(e) = &input.facts.spine_mri {
         detail.push_str(&format!(
-            "\n\nA spine MRI report is on record ({}), but it does not state the finding.",
-            e.describe()
+            "\n\nThe spine MRI on record ({}) does not state it.",
+            e.source
         ));
     }
-    detail.push_str(&bullets("Assumptions", &ev.assumptions));
-    detail.push_str(&provenance(engine, None, None));
+    detail.push_str(&assumed_line(&ev.assumptions, 200));
+    detail.push_str(&source_line(engine, None));
     let mut card = card(
         engine,
         card_uuid,

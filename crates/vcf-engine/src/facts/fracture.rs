@@ -341,7 +341,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                     // Neither new nor old (local policy windows): unknown, never thrown out.
                     between.get_or_insert_with(|| {
                         format!(
-                            "{} is dated {}, {days} days before the order: between the new ({window} days) and old ({old_window} days) windows",
+                            "{} dated {}, {days} days ago: between the new ({window} d) and old ({old_window} d) windows",
                             e.source,
                             d.latest_date()
                         )
@@ -379,7 +379,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                     e.assumption = Some(format!(
                         "the fracture is assumed new from the ICD-10-CM 7th character '{ch}' \
                              (initial encounter) of {}: no onset date recorded",
-                        c.code.as_deref().unwrap_or_default()
+                        super::printed_code(self.engine, c)
                     ));
                     return present(e);
                 }
@@ -388,7 +388,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                         format!(
                             "the fracture is not new: ICD-10-CM 7th character '{ch}' \
                                  (subsequent encounter or sequela) of {} ({})",
-                            c.code.as_deref().unwrap_or_default(),
+                            super::printed_code(self.engine, c),
                             e.source
                         )
                     });
