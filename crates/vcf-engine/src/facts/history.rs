@@ -152,13 +152,9 @@ impl Derivation<'_, '_> {
         let vs = Vs::Deformity;
         match self.find(vs.bit(), active_cond) {
             Some(i) => present(self.evidence(i, vs.bit())),
-            None => {
-                if self.engine.is_coded(vs) && self.conditions_unknown().is_none() {
-                    FactValue::Absent("no spinal deformity coded on the problem list".into())
-                } else {
-                    FactValue::Unknown("not coded in the record".into())
-                }
-            }
+            // Deformity seen on imaging is often not coded (value set note): no code is
+            // unknown, not absent (issue 8; it is a must-evidence finding of V8).
+            None => FactValue::Unknown("not coded in the record".into()),
         }
     }
 }
