@@ -162,6 +162,15 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Replacement knowledge file (default: the compiled-in ACR VCF 2022 knowledge).
     pub knowledge_file: Option<PathBuf>,
+    /// `/readyz` answers 503 (instead of 200 "degraded") while the audit store is unreachable.
+    /// Off by default: the spool keeps advice flowing and the records durable meanwhile.
+    pub ready_requires_audit_store: bool,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish after the listener
+    /// stops accepting (then open connections are closed and the audit trail is flushed).
+    pub shutdown_grace_ms: u64,
+    /// Separate address serving only `GET /metrics`, without a token (bind it to an internal
+    /// interface). Unset: `/metrics` is on the main listener behind `admin_token`.
+    pub metrics_listen: Option<String>,
     /// `text` or `json`.
     pub log_format: LogFormat,
     /// tracing filter directive, e.g. `info` or `vcf_cds=debug`.
@@ -207,6 +216,9 @@ impl Default for Settings {
             audit_retry_interval_ms: 1000,
             admin_token: None,
             knowledge_file: None,
+            ready_requires_audit_store: false,
+            shutdown_grace_ms: 10_000,
+            metrics_listen: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
             cards_for_appropriate: false,
@@ -291,6 +303,17 @@ impl Settings {
                     i.iss
                 )));
             }
+        }
+        if let Some(m) = &self.metrics_listen {
+            let addr = m
+                .parse::<std::net::SocketAddr>()
+                .map_err(|_| ConfigError(format!("metrics_listen: {m:?} is not an IP:port")))?;
+            if Some(addr) == self.listen.parse().ok() && addr.port() != 0 {
+                return Err(ConfigError("metrics_listen must differ from listen".into()));
+            }
+        }
+        if self.shutdown_grace_ms == 0 {
+            return Err(ConfigError("shutdown_grace_ms must be positive".into()));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));

@@ -153,6 +153,11 @@ fn migrator() -> Migrator {
             "feedback suggestion_known",
             include_str!("migrations/0003_feedback_suggestion_known.sql"),
         ),
+        m(
+            4,
+            "shared jti replay cache",
+            include_str!("migrations/0004_auth_jti_seen.sql"),
+        ),
     ])
 }
 
