@@ -63,7 +63,7 @@ pub fn ambiguous_card(
             let v = &kb.variants[c.variant];
             let cond = candidate_conditions(input.facts, class, i);
             let title = format!("{} {}", v.id, v.title);
-            let head = cut_words(&format!("{title}{cond}"), 150);
+            let head = cut_words(&format!("{title}{cond}"), 110);
             match engine.rating(c.variant, input.rec.procedure) {
                 Some(r) => format!("{head}: **{}**, {}/9", r.category.label(), r.rating),
                 None => format!("{head}: not rated"),

@@ -381,12 +381,13 @@ impl<'d, 'a: 'd> Derivation<'d, 'a> {
                 continue;
             }
             if let Some(i) = self.find(mask, |i| i.src == Src::SuspectedCondition) {
+                // verificationStatus unconfirmed / provisional / differential.
                 let e = self.evidence(i, mask);
                 f.set(
                     fact,
                     FactValue::Unknown(Text::Owned(format!(
-                        "suspected, not confirmed: {} (verificationStatus unconfirmed, provisional or differential)",
-                        e.describe()
+                        "suspected, not confirmed ({} {})",
+                        e.source, e.code
                     ))),
                 );
             }
