@@ -22,8 +22,8 @@
 
 mod alternatives;
 mod ambiguous;
-mod missing_evidence;
 mod grouped;
+mod missing_evidence;
 mod no_variant;
 mod out_of_scope;
 mod override_reasons;
@@ -37,8 +37,8 @@ pub use alternatives::{
     AltScope, Alternative, alternatives, gadolinium_note, pediatric_alternatives, safety_block,
 };
 pub use ambiguous::ambiguous_card;
-pub use missing_evidence::{missing_evidence_card, missing_findings};
 pub use grouped::group_cards;
+pub use missing_evidence::{missing_evidence_card, missing_findings};
 pub use no_variant::no_variant_card;
 pub use out_of_scope::out_of_scope_card;
 pub use override_reasons::override_reasons;
