@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod cds;
 pub mod cli;
 pub mod configuration;
@@ -15,5 +16,6 @@ pub mod knowledge_source;
 pub mod limits;
 pub mod routes;
 pub mod startup;
+pub mod synth;
 pub mod telemetry;
 pub mod trust;
