@@ -6,7 +6,7 @@
 //! of each patient therefore has a known answer: the variant and rating hooks/README.md gives for
 //! the example (checked against the engine by crates/vcf-engine/tests/hooks.rs). Further orders
 //! of the patient (on average `--orders-per-patient` in all) take the procedure code of another
-//! example and a date up to a year before or after; their answer is whatever the guideline says
+//! example and a date from 60 days before to a year after; their answer is whatever the guideline says
 //! for the record on that date. A few have no `authoredOn`.
 //!
 //! A date trap: 30% of patients get the multiple myeloma Condition of hooks/v4 recorded 1–60 days
@@ -275,11 +275,7 @@ fn patient(
         if let Some(m) = c.as_object_mut() {
             m.insert("onsetDateTime".into(), Value::String(d.clone()));
             m.insert("recordedDate".into(), Value::String(d));
-            m.insert("subject".into(), json!({"reference": "Patient/x"}));
-        }
-        // Its subject is rewritten below like every other patient reference.
-        if let Some(s) = c.pointer_mut("/subject/reference") {
-            *s = Value::String(t.patient_id.clone());
+            m.insert("subject".into(), json!({"reference": format!("Patient/{pid}")}));
         }
         push(&mut lines, c, format!("{pid}-late"));
     }
@@ -305,8 +301,9 @@ fn patient(
             if let Some(c) = other.order.get("category") {
                 obj.insert("category".into(), c.clone());
             }
+            // Mostly follow-up orders, some before the first one.
             (rng.unit() >= 0.003)
-                .then(|| EXAMPLE_DAY + Duration::days(rng.below(731) as i64 - 365))
+                .then(|| EXAMPLE_DAY + Duration::days(rng.below(426) as i64 - 60))
         };
         match when {
             Some(d) => {

@@ -64,11 +64,12 @@ impl OrderRow {
         self.date.as_deref().map(|d| &d[..7.min(d.len())])
     }
 
-    /// Whether the order is for a procedure of this guideline (and was evaluated).
+    /// Whether the guideline applies: the order is for one of its procedures and the patient
+    /// had a vertebral compression fracture on record on the order date.
     pub fn in_scope(&self) -> bool {
         self.evaluation
             .as_ref()
-            .is_some_and(|e| e.procedure.is_some())
+            .is_some_and(|e| e.procedure.is_some() && e.outcome != Outcome::NoVcf)
     }
 }
 

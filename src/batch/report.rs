@@ -90,8 +90,7 @@ fn month_chart(by_month: &BTreeMap<String, Mix>) -> String {
     let left = 50.0;
     let width = left + by_month.len() as f64 * (bar_w + gap) + 10.0;
     let mut s = format!(
-        "<svg class=\"chart\" role=\"img\" aria-label=\"Rating mix by month\" width=\"{width}\" height=\"{}\" viewBox=\"0 0 {width} {}\">",
-        h + 60.0,
+        "<svg class=\"chart\" role=\"img\" aria-label=\"Rating mix by month\" width=\"100%\" style=\"max-width:{width}px\" viewBox=\"0 0 {width} {}\">",
         h + 60.0
     );
     for frac in [0.0, 0.5, 1.0] {
@@ -245,7 +244,7 @@ details{{margin:.3em 0}} details:target,details[open]{{background:#fcfcfc}} summ
 .howto{{background:#f4f8fc;border:1px solid #cfe0f0;border-radius:8px;padding:4px 16px}}
 </style></head><body>
 <h1>Were the spine imaging and treatment orders appropriate?</h1>
-<p class="meta">Orders for patients with a vertebral compression fracture, checked against the {guideline} (knowledge version {kv}), each as of the day it was written. Run {run} started {started}; {files} input file(s).</p>
+<p class="meta">Orders for patients with a vertebral compression fracture on record, checked against the {guideline} (knowledge version {kv}), each as of the day it was written. Run {run} started {started}; {files} input file(s).</p>
 <div class="tiles">
 <div class="tile"><b>{checked}</b>orders checked</div>
 <div class="tile bad"><b>{share}</b>usually not appropriate ({not_app} orders)</div>
@@ -353,8 +352,12 @@ details{{margin:.3em 0}} details:target,details[open]{{background:#fcfcfc}} summ
     h.push_str("<h2>Data quality</h2><ul>");
     let _ = write!(
         h,
-        "<li>{} orders read; {} are for procedures this guideline does not cover (not counted above); {} had no date and {} were entered in error (not checked).</li>",
-        s.orders_read, s.orders_not_covered, s.orders_without_date, s.orders_entered_in_error
+        "<li>{} orders read. Not counted above: {} are for procedures this guideline does not cover, {} were for patients with no vertebral compression fracture on record on the order date, {} had no date and {} were entered in error.</li>",
+        s.orders_read,
+        s.orders_not_covered,
+        s.orders_without_fracture,
+        s.orders_without_date,
+        s.orders_entered_in_error
     );
     let _ = write!(
         h,

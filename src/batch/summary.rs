@@ -85,6 +85,9 @@ pub struct Summary {
     pub orders_checked: u64,
     /// Orders for procedures this guideline does not cover.
     pub orders_not_covered: u64,
+    /// Orders for a procedure of this guideline for a patient with no vertebral compression
+    /// fracture on record on the order date (the guideline does not apply).
+    pub orders_without_fracture: u64,
     /// Orders without `authoredOn` (not evaluated: there is no date to judge them as of).
     pub orders_without_date: u64,
     pub orders_entered_in_error: u64,
@@ -132,7 +135,11 @@ impl Summary {
             _ => {}
         }
         if !row.in_scope() {
-            self.orders_not_covered += 1;
+            if row.procedure_id.is_some() {
+                self.orders_without_fracture += 1;
+            } else {
+                self.orders_not_covered += 1;
+            }
             return;
         }
         self.orders_checked += 1;
