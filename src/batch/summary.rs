@@ -154,7 +154,7 @@ impl Summary {
             ),
             (
                 "variant",
-                Some(row.variant.clone().unwrap_or_else(|| "(no variant)".into())),
+                Some(row.variant.clone().unwrap_or_else(|| "(not rated)".into())),
             ),
         ];
         for (dim, key) in keys {

@@ -337,8 +337,8 @@ fn the_report_renders_in_chromium() {
     let out = dir.path().join("out");
     let (code, stderr, _) = audit(&[&export], &out);
     assert_eq!(code, 0, "{stderr}");
-    let url = format!("file://{}#month-2025-01", out.join("report.html").display());
-    let chromium = |extra: &[String]| {
+    let page = format!("file://{}", out.join("report.html").display());
+    let chromium = |extra: &[String], url: &str| {
         let o = Command::new(&bin)
             .args([
                 "--headless",
@@ -353,13 +353,13 @@ fn the_report_renders_in_chromium() {
             ])
             .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
             .args(extra)
-            .arg(&url)
+            .arg(url)
             .output()
             .expect("chromium runs");
         assert!(o.status.success(), "{}", text(&o.stderr));
         text(&o.stdout)
     };
-    let dom = chromium(&["--dump-dom".into()]);
+    let dom = chromium(&["--dump-dom".into()], &format!("{page}#month-2025-01"));
     assert!(dom.contains("How to read this"));
     assert!(dom.matches("<rect").count() > 50, "the charts are drawn");
     // The anchor of a bar opens the table of its orders.
@@ -372,7 +372,7 @@ fn the_report_renders_in_chromium() {
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("batch-report.png");
     let _ = std::fs::remove_file(&shot);
-    chromium(&[format!("--screenshot={}", shot.display())]);
+    chromium(&[format!("--screenshot={}", shot.display())], &page);
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 50_000);
 }
