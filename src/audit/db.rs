@@ -152,6 +152,11 @@ fn migrator() -> Migrator {
             "suggestions and safety notes",
             include_str!("migrations/0002_suggestions_and_safety_notes.sql"),
         ),
+        m(
+            3,
+            "source and run id",
+            include_str!("migrations/0003_source_and_run.sql"),
+        ),
     ])
 }
 
@@ -317,6 +322,8 @@ const CALL_COLUMNS: &[&str] = &[
     "pseudonymized",
     "delivery",
     "stored_at_ms",
+    "source",
+    "run_id",
 ];
 
 const ORDER_COLUMNS: &[&str] = &[
@@ -349,6 +356,8 @@ const ORDER_COLUMNS: &[&str] = &[
     "suggestion_uuids",
     "suggestions",
     "safety_notes",
+    "source",
+    "run_id",
 ];
 
 const FEEDBACK_COLUMNS: &[&str] = &[
@@ -399,6 +408,8 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
                     Val::Int(i64::from(c.pseudonymized)),
                     t(delivery),
                     Val::Int(stored_at_ms),
+                    t(&c.source),
+                    ot(&c.run_id),
                 ]);
                 for o in &c.orders {
                     orders.push(vec![
@@ -431,6 +442,8 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
                         t(&json_list(&o.suggestion_uuids)),
                         t(&serde_json::to_string(&o.suggestions).unwrap_or_else(|_| "[]".into())),
                         t(&json_list(&o.safety_notes)),
+                        t(&c.source),
+                        ot(&c.run_id),
                     ]);
                 }
             }
