@@ -41,7 +41,11 @@ impl BatchStore {
             .build()?;
         let location = AuditDbLocation::parse(&settings.audit_db)
             .map_err(|e| anyhow::anyhow!("audit_db: {e}"))?;
-        let db = Db::new(&location, Duration::from_secs(30))?;
+        // The pool is created on (and later driven by) this runtime.
+        let db = {
+            let _in_runtime = rt.enter();
+            Db::new(&location, Duration::from_secs(30))?
+        };
         rt.block_on(db.ensure_ready()).map_err(|e| {
             anyhow::anyhow!("audit store {} is not available: {e}", location.describe())
         })?;
