@@ -332,6 +332,7 @@ pub fn run(
         }
         Ok(())
     })?;
+    store.pack();
     pb.finish_and_clear();
     summary.patients = store.patients() as u64;
     summary.resources = store.resources;

@@ -1,9 +1,9 @@
 //! The per-patient store and the record "as of" an order's date.
 //!
 //! The store keeps, per patient, the compact JSON text of each resource the engine can read
-//! (narrative and `meta` dropped) with the date it became known. Memory therefore grows with
-//! the patients' clinical data, never with the size of the input files or the number of orders
-//! (orders are streamed in a second pass). For each order, the resources known on its
+//! (narrative and `meta` dropped, deflate-compressed per patient) with the date it became known.
+//! Memory therefore grows with the patients' clinical data, never with the size of the input
+//! files or the number of orders (orders are streamed in a second pass). For each order, the resources known on its
 //! `authoredOn` date are parsed and handed to the same record builder the live service uses
 //! ([`crate::cds::prefetch::add_resources`]), so any resource kind the live service reads is read
 //! here the same way.
@@ -132,21 +132,29 @@ pub fn patient_key(reference: &str, urns: Option<&HashMap<String, String>>) -> O
     (!id.is_empty()).then(|| format!("Patient/{id}"))
 }
 
-/// One stored resource.
-struct Stored {
-    known_on: Option<Date>,
-    json: Box<str>,
-}
-
-/// The compact per-patient store.
+/// The compact per-patient store: each patient's resources as deflate-compressed blocks of
+/// `[known_on: i32 days, or i32::MIN when undated][length: u32][JSON]` entries. Resources are
+/// first collected uncompressed and packed (on all cores) whenever the pending text exceeds
+/// [`PACK_AT`] bytes, and at the end of the first pass, so memory stays near the compressed size.
 #[derive(Default)]
 pub struct PatientStore {
     index: HashMap<Box<str>, u32>,
-    patients: Vec<Vec<Stored>>,
+    patients: Vec<PatientData>,
+    pending_bytes: usize,
     /// Resources kept with no date (counted for the summary).
     pub undated: u64,
     pub resources: u64,
 }
+
+#[derive(Default)]
+struct PatientData {
+    blocks: Vec<Box<[u8]>>,
+    pending: Vec<u8>,
+}
+
+/// Uncompressed text held before packing.
+const PACK_AT: usize = 64 << 20;
+const UNDATED: i32 = i32::MIN;
 
 /// A resource ready for the store.
 pub struct Prepared {
@@ -178,6 +186,40 @@ pub fn compact(json: &str) -> Box<str> {
     }
 }
 
+fn pack(raw: &[u8]) -> Box<[u8]> {
+    use std::io::Write;
+    let mut z = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(raw.len() / 3),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = z.write_all(raw);
+    z.finish().unwrap_or_default().into_boxed_slice()
+}
+
+fn unpack(block: &[u8], out: &mut Vec<u8>) {
+    use std::io::Read;
+    // Written by `pack` in this process: a failure cannot happen.
+    let _ = flate2::read::DeflateDecoder::new(block).read_to_end(out);
+}
+
+/// The entries of an unpacked block.
+fn entries(mut raw: &[u8]) -> impl Iterator<Item = (Option<Date>, &str)> {
+    std::iter::from_fn(move || {
+        if raw.len() < 8 {
+            return None;
+        }
+        let day = i32::from_le_bytes(raw[..4].try_into().ok()?);
+        let len = u32::from_le_bytes(raw[4..8].try_into().ok()?) as usize;
+        let json = std::str::from_utf8(raw.get(8..8 + len)?).ok()?;
+        raw = &raw[8 + len..];
+        let known = (day != UNDATED)
+            .then(|| Date::from_julian_day(day).ok())
+            .flatten();
+        Some((known, json))
+    })
+}
+
 impl PatientStore {
     pub fn patients(&self) -> usize {
         self.patients.len()
@@ -187,16 +229,34 @@ impl PatientStore {
         let next = self.patients.len() as u32;
         let idx = *self.index.entry(p.patient.into_boxed_str()).or_insert(next);
         if idx == next {
-            self.patients.push(Vec::new());
+            self.patients.push(PatientData::default());
         }
         if p.known_on.is_none() {
             self.undated += 1;
         }
         self.resources += 1;
-        self.patients[idx as usize].push(Stored {
-            known_on: p.known_on,
-            json: p.json,
+        let day = p.known_on.map_or(UNDATED, Date::to_julian_day);
+        let data = &mut self.patients[idx as usize];
+        data.pending.extend_from_slice(&day.to_le_bytes());
+        data.pending
+            .extend_from_slice(&(p.json.len() as u32).to_le_bytes());
+        data.pending.extend_from_slice(p.json.as_bytes());
+        self.pending_bytes += p.json.len() + 8;
+        if self.pending_bytes >= PACK_AT {
+            self.pack();
+        }
+    }
+
+    /// Compresses every patient's pending text (on all cores).
+    pub fn pack(&mut self) {
+        use rayon::prelude::*;
+        self.patients.par_iter_mut().for_each(|d| {
+            if !d.pending.is_empty() {
+                d.blocks.push(pack(&d.pending));
+                d.pending = Vec::new();
+            }
         });
+        self.pending_bytes = 0;
     }
 
     pub fn contains(&self, patient: &str) -> bool {
@@ -209,12 +269,17 @@ impl PatientStore {
         let Some(&idx) = self.index.get(patient) else {
             return record;
         };
-        let resources = self.patients[idx as usize]
-            .iter()
-            .filter(|s| s.known_on.is_none_or(|d| d <= day))
+        let data = &self.patients[idx as usize];
+        let mut raw = Vec::new();
+        for b in &data.blocks {
+            unpack(b, &mut raw);
+        }
+        raw.extend_from_slice(&data.pending);
+        let resources = entries(&raw)
+            .filter(|(known, _)| known.is_none_or(|d| d <= day))
             // Parsed and validated when stored: an error here cannot happen, and a resource
             // that failed then was not stored.
-            .filter_map(|s| AnyResource::parse(&s.json, "resource").ok());
+            .filter_map(|(_, json)| AnyResource::parse(json, "resource").ok());
         crate::cds::prefetch::add_resources(&mut record, resources);
         record
     }
@@ -283,12 +348,19 @@ mod tests {
                 json: json.into(),
             });
         }
+        // Some entries packed, one still pending: both are read.
+        s.pack();
+        s.insert(Prepared {
+            patient: "Patient/1".into(),
+            known_on: Some(time::macros::date!(2024 - 02 - 01)),
+            json: r#"{"resourceType":"Condition","id":"pending"}"#.into(),
+        });
         let r = s.record_as_of("Patient/1", time::macros::date!(2024 - 03 - 01));
         let vcf_engine::evaluate::Availability::Available(c) = &r.conditions else {
             panic!()
         };
         let ids: Vec<_> = c.iter().filter_map(|c| c.id.as_deref()).collect();
-        assert_eq!(ids, ["early", "undated"]);
+        assert_eq!(ids, ["early", "undated", "pending"]);
         assert_eq!(s.undated, 1);
     }
 }

@@ -3,6 +3,7 @@
 //! giving the same result, malformed input reported and skipped, and agreement with the live
 //! server on every `hooks/` example.
 
+use crate::audit_helpers::*;
 use crate::helpers::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -375,4 +376,61 @@ fn the_report_renders_in_chromium() {
     chromium(&[format!("--screenshot={}", shot.display())], &page);
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 50_000);
+}
+
+#[tokio::test]
+async fn store_adds_batch_records_once_and_the_audit_api_filters_them_by_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    synth(&export, "40", "9", &[]);
+    let db = dir.path().join("audit.sqlite");
+    let run = {
+        let (export, db, out) = (export.clone(), db.clone(), dir.path().join("out"));
+        move || {
+            let o = Command::new(env!("CARGO_BIN_EXE_vcf-cds"))
+                .args(["batch-audit", "--quiet", "--store", "--out", p(&out), p(&export)])
+                .env_remove("VCF_CDS_CONFIG")
+                .env("VCF_CDS_AUDIT_DB", &db)
+                .env("VCF_CDS_AUDIT_PSEUDONYM_KEY", "batch-test-key-0123456789")
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", text(&o.stderr));
+            text(&o.stdout)
+        }
+    };
+    let first = tokio::task::spawn_blocking(run.clone()).await.unwrap();
+    let second = tokio::task::spawn_blocking(run).await.unwrap();
+    let added = |s: &str| -> u64 {
+        let at = s.find(" orders added").unwrap_or_else(|| panic!("{s}"));
+        s[..at].rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let stored = added(&first);
+    assert!(stored > 100, "{first}");
+    assert_eq!(added(&second), 0, "a re-run adds nothing: {second}");
+    assert!(second.contains(&format!("{stored} already stored")), "{second}");
+
+    let db_url = p(&db).to_owned();
+    let app = spawn_seeded(None, |s| {
+        s.audit_db = db_url;
+        s.audit_pseudonym_key = Some("batch-test-key-0123456789".into());
+    })
+    .await;
+    let live = app
+        .call(
+            "vcf-order-select",
+            &read_json(&hooks_dir().join("v1-new-symptomatic-no-malignancy.json")),
+        )
+        .await;
+    assert_eq!(live.status().as_u16(), 200);
+    // The live record is committed before the answer is sent (audit_write_timeout_ms).
+    let batch = app
+        .admin_json("/audit/api/evaluations?source=batch&limit=5")
+        .await;
+    assert_eq!(batch["total"], stored as i64);
+    assert_eq!(batch["items"][0]["source"], "batch");
+    assert!(batch["items"][0]["run_id"].is_string());
+    let live = app.admin_json("/audit/api/evaluations?source=live").await;
+    assert_eq!(live["total"], 1);
+    let bad = app.admin_get("/audit/api/evaluations?source=elsewhere").await;
+    assert_eq!(bad.status().as_u16(), 400);
 }
