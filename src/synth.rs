@@ -275,7 +275,10 @@ fn patient(
         if let Some(m) = c.as_object_mut() {
             m.insert("onsetDateTime".into(), Value::String(d.clone()));
             m.insert("recordedDate".into(), Value::String(d));
-            m.insert("subject".into(), json!({"reference": format!("Patient/{pid}")}));
+            m.insert(
+                "subject".into(),
+                json!({"reference": format!("Patient/{pid}")}),
+            );
         }
         push(&mut lines, c, format!("{pid}-late"));
     }
@@ -302,8 +305,7 @@ fn patient(
                 obj.insert("category".into(), c.clone());
             }
             // Mostly follow-up orders, some before the first one.
-            (rng.unit() >= 0.003)
-                .then(|| EXAMPLE_DAY + Duration::days(rng.below(426) as i64 - 60))
+            (rng.unit() >= 0.003).then(|| EXAMPLE_DAY + Duration::days(rng.below(426) as i64 - 60))
         };
         match when {
             Some(d) => {
@@ -313,7 +315,7 @@ fn patient(
                 obj.remove("authoredOn");
             }
         }
-        if k == 0 && n % 100 == 0 {
+        if k == 0 && n.is_multiple_of(100) {
             let (variant, rating, category) = t.expected;
             expected = Some(format!(
                 "ServiceRequest/{pid}-o0,Patient/{pid},{},{variant},{rating},{category},{}",
@@ -361,9 +363,7 @@ pub fn generate(opts: &SynthOptions) -> anyhow::Result<SynthStats> {
     } else {
         std::fs::create_dir_all(opts.out.join("bundles"))?;
     }
-    let mut expected = BufWriter::new(std::fs::File::create(
-        opts.out.join("expected-sample.csv"),
-    )?);
+    let mut expected = BufWriter::new(std::fs::File::create(opts.out.join("expected-sample.csv"))?);
     writeln!(
         expected,
         "order,patient,example,variant,rating,category,malignancy_recorded_after_order"

@@ -30,7 +30,10 @@ pub fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     // The live service's engine, knowledge and options, built the same way.
     let state = crate::startup::AppState::new(settings)?;
     let mut store = if args.store {
-        Some(super::store::BatchStore::open(&state.settings, &state.engine)?)
+        Some(super::store::BatchStore::open(
+            &state.settings,
+            &state.engine,
+        )?)
     } else {
         None
     };

@@ -320,8 +320,7 @@ fn split_document(text: &str) -> Result<Vec<DocUnit>, String> {
 
 /// Compact JSON text (Bundles are often pretty-printed; the per-patient store keeps text).
 fn minify(json: &str) -> Result<String, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
     Ok(v.to_string())
 }
 

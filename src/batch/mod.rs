@@ -11,13 +11,13 @@
 //! A malformed line or resource is reported (file and line), written to skipped.csv and
 //! skipped; a missing input file or unreadable directory stops the run before any output.
 
+pub mod cli;
 pub mod input;
 pub mod order;
 pub mod record;
 pub mod report;
-pub mod summary;
-pub mod cli;
 pub mod store;
+pub mod summary;
 
 use crate::audit::pseudonym::Pseudonymizer;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -94,7 +94,9 @@ fn prepare(unit: &Unit) -> Pass1 {
         Ok(_) => {}
     }
     let Some(patient) = header.patient_key(unit.urns.as_deref()) else {
-        return Pass1::Bad(format!("{rt} has no Patient reference (subject or patient)"));
+        return Pass1::Bad(format!(
+            "{rt} has no Patient reference (subject or patient)"
+        ));
     };
     let known_on = match header.known_on() {
         Ok(d) => d,

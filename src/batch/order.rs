@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use vcf_engine::Engine;
 use vcf_engine::evaluate::{
-    DraftOrder, EvaluationRequest, Hook, IdSource, OrderEvaluation, Options, Outcome,
+    DraftOrder, EvaluationRequest, Hook, IdSource, Options, OrderEvaluation, Outcome,
 };
 use vcf_engine::fhir::{FhirDateTime, FhirResource, ServiceRequest};
 use vcf_engine::knowledge::Category;

@@ -97,12 +97,16 @@ impl Header {
             ("performedDateTime", self.performed_date_time.as_ref()),
             (
                 "performedPeriod.start",
-                self.performed_period.as_ref().and_then(|p| p.start.as_ref()),
+                self.performed_period
+                    .as_ref()
+                    .and_then(|p| p.start.as_ref()),
             ),
             ("effectiveDateTime", self.effective_date_time.as_ref()),
             (
                 "effectivePeriod.start",
-                self.effective_period.as_ref().and_then(|p| p.start.as_ref()),
+                self.effective_period
+                    .as_ref()
+                    .and_then(|p| p.start.as_ref()),
             ),
             ("issued", self.issued.as_ref()),
             // A ServiceRequest's own date (orders are not stored, but the rule is the same).

@@ -83,7 +83,12 @@ fn month_chart(by_month: &BTreeMap<String, Mix>) -> String {
     if by_month.is_empty() {
         return "<p>No dated orders of this guideline.</p>".into();
     }
-    let max = by_month.values().map(|m| m.orders).max().unwrap_or(1).max(1);
+    let max = by_month
+        .values()
+        .map(|m| m.orders)
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let bar_w = 28.0;
     let gap = 10.0;
     let h = 220.0;
@@ -396,7 +401,10 @@ mod tests {
 
     #[test]
     fn text_is_escaped_and_anchors_are_safe() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(
             anchor("requester", "Practitioner/Dr <X>"),
             "requester-practitioner_dr__x_"

@@ -11,9 +11,7 @@ use super::BatchError;
 use super::order::{OrderRow, order_key};
 use crate::audit::db::{AuditDbLocation, Db};
 use crate::audit::pseudonym::Pseudonymizer;
-use crate::audit::records::{
-    HookCallRecord, SOURCE_BATCH, SpoolRecord, StoredCall, epoch_ms,
-};
+use crate::audit::records::{HookCallRecord, SOURCE_BATCH, SpoolRecord, StoredCall, epoch_ms};
 use crate::configuration::Settings;
 use std::time::Duration;
 

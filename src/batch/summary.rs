@@ -60,6 +60,9 @@ pub struct Sample {
     pub top_alternative: Option<String>,
 }
 
+/// The sample orders of one bar: (usually not appropriate, others).
+pub type Samples = (Vec<Sample>, Vec<Sample>);
+
 const SAMPLES_NOT_APPROPRIATE: usize = 10;
 const SAMPLES_OTHER: usize = 5;
 
@@ -105,7 +108,7 @@ pub struct Summary {
     /// The better alternatives of "usually not appropriate" orders, most common first.
     pub top_alternatives: Vec<Alternative>,
     #[serde(skip)]
-    pub samples: HashMap<(&'static str, String), (Vec<Sample>, Vec<Sample>)>,
+    pub samples: HashMap<(&'static str, String), Samples>,
     #[serde(skip)]
     pub alternatives: HashMap<(String, String), u64>,
 }

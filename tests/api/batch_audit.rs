@@ -103,10 +103,14 @@ fn the_synthetic_export_gets_its_expected_answers() {
     assert_eq!(checked, 7);
     // The sample includes patients whose malignancy was recorded after the order.
     assert!(trapped >= 1, "seed 11 traps at least one sampled patient");
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap())
-            .unwrap();
-    assert_eq!(summary["orders_read"].as_u64().unwrap() as usize, rows.len());
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        summary["orders_read"].as_u64().unwrap() as usize,
+        rows.len()
+    );
     assert!(summary["orders_without_date"].as_u64().unwrap() > 0);
     let html = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
     assert!(html.contains("How to read this"));
@@ -154,10 +158,22 @@ fn a_cancer_recorded_after_the_order_does_not_change_its_rating() {
     let before = run("before", Some(&earlier));
     assert_eq!(none["variant"], "V1", "{none}");
     assert_eq!(none["rating"], 3);
-    for k in ["variant", "rating", "category", "pama_rating", "top_alternative"] {
-        assert_eq!(after[k], none[k], "{k}: a diagnosis recorded after the order counts");
+    for k in [
+        "variant",
+        "rating",
+        "category",
+        "pama_rating",
+        "top_alternative",
+    ] {
+        assert_eq!(
+            after[k], none[k],
+            "{k}: a diagnosis recorded after the order counts"
+        );
     }
-    assert_eq!(before["variant"], "V2", "the control: recorded before, it counts");
+    assert_eq!(
+        before["variant"], "V2",
+        "the control: recorded before, it counts"
+    );
 }
 
 #[test]
@@ -195,10 +211,7 @@ fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
         2,
         r#"{"resourceType":"Condition","id":"bad-date","subject":{"reference":"Patient/pat-v1a"},"onsetDateTime":"yesterday"}"#.into(),
     );
-    lines.insert(
-        3,
-        r#"{"resourceType":"Condition","id":"nobody"}"#.into(),
-    );
+    lines.insert(3, r#"{"resourceType":"Condition","id":"nobody"}"#.into());
     std::fs::write(export.join("Everything.ndjson"), lines.join("\n")).unwrap();
     let mut o = order.clone();
     o["authoredOn"] = json!("2026-11-27");
@@ -238,15 +251,27 @@ fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
 fn a_missing_input_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-export");
-    let o = vcf_cds(&["batch-audit", p(&missing), "--out", p(&dir.path().join("o"))]);
+    let o = vcf_cds(&[
+        "batch-audit",
+        p(&missing),
+        "--out",
+        p(&dir.path().join("o")),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
-    assert!(err.contains("no-such-export") && err.contains("cannot read"), "{err}");
+    assert!(
+        err.contains("no-such-export") && err.contains("cannot read"),
+        "{err}"
+    );
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let o = vcf_cds(&["batch-audit", p(&empty), "--out", p(&dir.path().join("o"))]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("holds no .ndjson"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("holds no .ndjson"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 /// The PAMA code, ACR rating and its display of the live response's first system action.
@@ -299,15 +324,14 @@ async fn batch_agrees_with_the_live_server_on_every_hooks_example() {
         orders.push(order);
     }
     write_ndjson(&export.join("ServiceRequest.ndjson"), &orders);
-    let (code, stderr, rows) =
-        tokio::task::spawn_blocking(move || {
-            let out = dir.path().join("out");
-            let r = audit(&[&export], &out);
-            drop(dir);
-            r
-        })
-        .await
-        .unwrap();
+    let (code, stderr, rows) = tokio::task::spawn_blocking(move || {
+        let out = dir.path().join("out");
+        let r = audit(&[&export], &out);
+        drop(dir);
+        r
+    })
+    .await
+    .unwrap();
     assert_eq!(code, 0, "{stderr}");
     for (file, id, body) in live {
         let row = &rows[&format!("ServiceRequest/{id}")];
@@ -315,7 +339,10 @@ async fn batch_agrees_with_the_live_server_on_every_hooks_example() {
         assert_eq!(row["pama_rating"], pama, "{file}");
         assert_eq!(row["rating"].to_string(), rating, "{file}");
         let variant = row["variant"].as_str().unwrap();
-        assert!(display.contains(&format!("({variant})")), "{file}: {display}");
+        assert!(
+            display.contains(&format!("({variant})")),
+            "{file}: {display}"
+        );
         // The best alternative is the first suggestion of the live card.
         if let Some(card) = body["cards"].as_array().and_then(|c| c.first()) {
             assert_eq!(
@@ -352,7 +379,10 @@ fn the_report_renders_in_chromium() {
                 "--virtual-time-budget=5000",
                 "--window-size=1280,2600",
             ])
-            .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.path().join("profile").display()
+            ))
             .args(extra)
             .arg(url)
             .output()
@@ -388,7 +418,14 @@ async fn store_adds_batch_records_once_and_the_audit_api_filters_them_by_source(
         let (export, db, out) = (export.clone(), db.clone(), dir.path().join("out"));
         move || {
             let o = Command::new(env!("CARGO_BIN_EXE_vcf-cds"))
-                .args(["batch-audit", "--quiet", "--store", "--out", p(&out), p(&export)])
+                .args([
+                    "batch-audit",
+                    "--quiet",
+                    "--store",
+                    "--out",
+                    p(&out),
+                    p(&export),
+                ])
                 .env_remove("VCF_CDS_CONFIG")
                 .env("VCF_CDS_AUDIT_DB", &db)
                 .env("VCF_CDS_AUDIT_PSEUDONYM_KEY", "batch-test-key-0123456789")
@@ -407,7 +444,10 @@ async fn store_adds_batch_records_once_and_the_audit_api_filters_them_by_source(
     let stored = added(&first);
     assert!(stored > 100, "{first}");
     assert_eq!(added(&second), 0, "a re-run adds nothing: {second}");
-    assert!(second.contains(&format!("{stored} already stored")), "{second}");
+    assert!(
+        second.contains(&format!("{stored} already stored")),
+        "{second}"
+    );
 
     let db_url = p(&db).to_owned();
     let app = spawn_seeded(None, |s| {
@@ -431,6 +471,8 @@ async fn store_adds_batch_records_once_and_the_audit_api_filters_them_by_source(
     assert!(batch["items"][0]["run_id"].is_string());
     let live = app.admin_json("/audit/api/evaluations?source=live").await;
     assert_eq!(live["total"], 1);
-    let bad = app.admin_get("/audit/api/evaluations?source=elsewhere").await;
+    let bad = app
+        .admin_get("/audit/api/evaluations?source=elsewhere")
+        .await;
     assert_eq!(bad.status().as_u16(), 400);
 }
