@@ -309,7 +309,7 @@ fn evaluate(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let state = crate::startup::AppState::new(settings)?;
+    let state = crate::state::AppState::new(settings, crate::audit::AuditStore::disabled())?;
     match rt.block_on(pipeline::process(&state, service, &body)) {
         Ok(processed) => {
             let text = if pretty {

@@ -18,7 +18,7 @@ pub struct Args {
 /// Exit status 0: done; 1: done, but input items were skipped; errors are returned (status 2).
 pub fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let pseudonymizer = if args.pseudonymize {
-        let key = settings.audit_pseudonym_key.as_deref().ok_or_else(|| {
+        let key = settings.audit_pseudonym_key.as_ref().map(crate::configuration::Secret::expose).ok_or_else(|| {
             anyhow::anyhow!(
                 "--pseudonymize needs audit_pseudonym_key (VCF_CDS_AUDIT_PSEUDONYM_KEY) to be set"
             )
@@ -28,7 +28,7 @@ pub fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         None
     };
     // The live service's engine, knowledge and options, built the same way.
-    let state = crate::startup::AppState::new(settings)?;
+    let state = crate::state::AppState::new(settings, crate::audit::AuditStore::disabled())?;
     let mut store = if args.store {
         Some(super::store::BatchStore::open(
             &state.settings,

@@ -51,7 +51,12 @@ impl BatchStore {
         Ok(BatchStore {
             rt,
             db,
-            pseudonymizer: Pseudonymizer::new(settings.audit_pseudonym_key.as_deref()),
+            pseudonymizer: Pseudonymizer::new(
+                settings
+                    .audit_pseudonym_key
+                    .as_ref()
+                    .map(crate::configuration::Secret::expose),
+            ),
             before,
             written: 0,
             knowledge_version: engine.knowledge().version.clone(),
