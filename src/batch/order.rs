@@ -1,14 +1,14 @@
 //! One historical order through the live engine, as of its `authoredOn` day.
 
 use super::input::{Problem, Unit};
-use super::record::{Header, PatientStore, patient_key};
+use super::record::{Header, PatientResources, PatientStore, patient_key};
 use crate::audit::pseudonym::Pseudonymizer;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use vcf_engine::Engine;
 use vcf_engine::evaluate::{
-    DraftOrder, EvaluationRequest, Hook, IdSource, Options, OrderEvaluation, Outcome,
+    DraftOrder, EvaluationRequest, Hook, IdSource, Options, OrderEvaluation, Outcome, PatientRecord,
 };
 use vcf_engine::fhir::{FhirDateTime, FhirResource, ServiceRequest};
 use vcf_engine::knowledge::Category;
@@ -97,6 +97,31 @@ impl IdSource for OrderIds {
         b.copy_from_slice(&d[..16]);
         uuid::Builder::from_random_bytes(b).into_uuid()
     }
+}
+
+thread_local! {
+    /// The last patient's parsed resources on this worker thread (keyed by store and patient):
+    /// orders of one patient are usually next to each other in an export, so most orders skip
+    /// unpacking and parsing.
+    static LAST_PATIENT: std::cell::RefCell<Option<(u64, PatientResources)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn record_as_of(store: &PatientStore, patient: &str, day: time::Date) -> PatientRecord {
+    let Some(idx) = store.index_of(patient) else {
+        return PatientRecord::default();
+    };
+    let store_key = store.id;
+    LAST_PATIENT.with(|last| {
+        let mut last = last.borrow_mut();
+        if last
+            .as_ref()
+            .is_none_or(|(s, r)| *s != store_key || r.patient != idx)
+        {
+            *last = store.resources_of(patient).map(|r| (store_key, r));
+        }
+        last.as_ref().map(|(_, r)| r.as_of(day)).unwrap_or_default()
+    })
 }
 
 /// A stable key for one order of one export: what `--store` de-duplicates on.
@@ -190,7 +215,7 @@ pub fn evaluate(ctx: &Context, unit: &Unit, file_name: &str) -> Result<Option<Or
         return Ok(Some(row));
     }
 
-    let record = ctx.store.record_as_of(&patient, day);
+    let record = record_as_of(ctx.store, &patient, day);
     let draft = DraftOrder {
         resource_type: "ServiceRequest".into(),
         id: sr.id.clone(),

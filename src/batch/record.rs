@@ -140,8 +140,9 @@ pub fn patient_key(reference: &str, urns: Option<&HashMap<String, String>>) -> O
 /// `[known_on: i32 days, or i32::MIN when undated][length: u32][JSON]` entries. Resources are
 /// first collected uncompressed and packed (on all cores) whenever the pending text exceeds
 /// [`PACK_AT`] bytes, and at the end of the first pass, so memory stays near the compressed size.
-#[derive(Default)]
 pub struct PatientStore {
+    /// Unique per store in this process (a cache key that a later store cannot reuse).
+    pub id: u64,
     index: HashMap<Box<str>, u32>,
     patients: Vec<PatientData>,
     pending_bytes: usize,
@@ -224,6 +225,20 @@ fn entries(mut raw: &[u8]) -> impl Iterator<Item = (Option<Date>, &str)> {
     })
 }
 
+impl Default for PatientStore {
+    fn default() -> PatientStore {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        PatientStore {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            index: HashMap::new(),
+            patients: Vec::new(),
+            pending_bytes: 0,
+            undated: 0,
+            resources: 0,
+        }
+    }
+}
+
 impl PatientStore {
     pub fn patients(&self) -> usize {
         self.patients.len()
@@ -267,12 +282,21 @@ impl PatientStore {
         self.index.contains_key(patient)
     }
 
+    pub fn index_of(&self, patient: &str) -> Option<u32> {
+        self.index.get(patient).copied()
+    }
+
     /// The patient's record as known on `day`, built like the live service builds it.
     pub fn record_as_of(&self, patient: &str, day: Date) -> PatientRecord {
-        let mut record = PatientRecord::default();
-        let Some(&idx) = self.index.get(patient) else {
-            return record;
-        };
+        match self.resources_of(patient) {
+            Some(r) => r.as_of(day),
+            None => PatientRecord::default(),
+        }
+    }
+
+    /// All of the patient's stored resources, parsed (to be filtered per order date).
+    pub fn resources_of(&self, patient: &str) -> Option<PatientResources> {
+        let &idx = self.index.get(patient)?;
         let data = &self.patients[idx as usize];
         let mut raw = Vec::new();
         for b in &data.blocks {
@@ -280,11 +304,34 @@ impl PatientStore {
         }
         raw.extend_from_slice(&data.pending);
         let resources = entries(&raw)
-            .filter(|(known, _)| known.is_none_or(|d| d <= day))
             // Parsed and validated when stored: an error here cannot happen, and a resource
             // that failed then was not stored.
-            .filter_map(|(_, json)| AnyResource::parse(json, "resource").ok());
-        crate::cds::prefetch::add_resources(&mut record, resources);
+            .filter_map(|(known, json)| Some((known, AnyResource::parse(json, "resource").ok()?)))
+            .collect();
+        Some(PatientResources {
+            patient: idx,
+            resources,
+        })
+    }
+}
+
+/// One patient's parsed resources with the day each became known.
+pub struct PatientResources {
+    /// The patient's index in the store (for caching).
+    pub patient: u32,
+    resources: Vec<(Option<Date>, AnyResource)>,
+}
+
+impl PatientResources {
+    /// The record as known on `day`: resources known later are left out.
+    pub fn as_of(&self, day: Date) -> PatientRecord {
+        let mut record = PatientRecord::default();
+        let known = self
+            .resources
+            .iter()
+            .filter(|(known, _)| known.is_none_or(|d| d <= day))
+            .map(|(_, r)| r.clone());
+        crate::cds::prefetch::add_resources(&mut record, known);
         record
     }
 }
