@@ -235,8 +235,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: KnowledgeCommand::Check { file },
         } => {
             let kb = match &file {
-                Some(path) => vcf_engine::knowledge::load_file(path),
-                None => vcf_engine::knowledge::load_default(),
+                Some(path) => crate::knowledge_source::load_file(path),
+                None => vcf_engine::knowledge::load_default().map_err(Into::into),
             };
             match kb {
                 Ok(kb) => {
@@ -244,7 +244,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("OK");
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(vcf_engine::knowledge::KnowledgeError::Invalid(problems)) => {
+                Err(crate::knowledge_source::KnowledgeFileError::Knowledge(
+                    vcf_engine::knowledge::KnowledgeError::Invalid(problems),
+                )) => {
                     eprintln!(
                         "knowledge file failed validation ({} problems):",
                         problems.len()
