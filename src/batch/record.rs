@@ -168,8 +168,8 @@ pub struct Prepared {
     pub json: Box<str>,
 }
 
-/// Drops what the engine never reads and what makes exports large: the narrative (`text`) and
-/// `meta`. Only done when present (a cheap substring test first).
+/// Drops what the engine never reads and what makes exports large: `meta` and the narrative
+/// (`text`) of resources other than reports. Only done when present (a cheap substring test).
 pub fn compact(json: &str) -> Box<str> {
     if !(json.contains("\"text\"") || json.contains("\"meta\"")) {
         return json.into();
@@ -177,10 +177,12 @@ pub fn compact(json: &str) -> Box<str> {
     match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json) {
         Ok(mut m) => {
             // Only a narrative `text` (an object with a `div`): a Condition's `code.text` is
-            // nested, and a top-level `text` string is not FHIR narrative.
-            if m.get("text")
-                .and_then(|t| t.as_object())
-                .is_some_and(|t| t.contains_key("div"))
+            // nested, and a top-level `text` string is not FHIR narrative. A report's narrative
+            // may be the report itself (read for text findings): it is kept.
+            if m.get("resourceType").and_then(|t| t.as_str()) != Some("DiagnosticReport")
+                && m.get("text")
+                    .and_then(|t| t.as_object())
+                    .is_some_and(|t| t.contains_key("div"))
             {
                 m.remove("text");
             }
