@@ -1,6 +1,6 @@
 //! Layered configuration: built-in defaults, then an optional TOML file, then environment
 //! variables `VCF_CDS_<KEY>`, then command-line flags. One scheme for the whole product; every key
-//! is documented in the README's configuration table.
+//! is documented in the configuration table, docs/configuration.md.
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -98,13 +98,17 @@ fn default_algorithms() -> Vec<String> {
 pub struct Settings {
     /// Address to listen on.
     pub listen: String,
-    /// Externally visible base URL (scheme://host[:port][/prefix]) used for JWT `aud` checks
-    /// behind proxies and for absolute links. Default: `http://{listen}`.
+    /// Externally visible base URL (scheme://host[:port][/prefix]), used only for the JWT `aud`
+    /// check (this + the request path); the service builds no links to itself.
+    /// Default: `http://{listen}`.
     pub public_base_url: Option<String>,
     /// Browser origins allowed by CORS.
     pub cors_origins: Vec<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Most draft orders evaluated in one hook call; a request with more is refused (400), so
+    /// the work and the answer per request stay bounded.
+    pub max_draft_orders: usize,
     /// Per-call timeout for FHIR server fallback fetches.
     pub fhir_timeout_ms: u64,
     /// Overall deadline for all FHIR fetches of one hook call (the spec asks for ~500 ms answers).
@@ -166,6 +170,7 @@ impl Default for Settings {
             public_base_url: None,
             cors_origins: vec!["https://sandbox.cds-hooks.org".into()],
             max_body_bytes: 5 * 1024 * 1024,
+            max_draft_orders: 100,
             fhir_timeout_ms: 300,
             fhir_deadline_ms: 400,
             fhir_max_pages: 5,
@@ -267,6 +272,9 @@ impl Settings {
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+        }
+        if self.max_draft_orders == 0 {
+            return Err(ConfigError("max_draft_orders must be at least 1".into()));
         }
         crate::audit::db::AuditDbLocation::parse(&self.audit_db)
             .map_err(|e| ConfigError(format!("audit_db: {e}")))?;

@@ -11,6 +11,7 @@ pub mod batch;
 pub mod cds;
 pub mod cli;
 pub mod configuration;
+pub mod cors;
 pub mod error;
 pub mod knowledge_source;
 pub mod limits;

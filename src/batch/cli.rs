@@ -2,6 +2,7 @@
 
 use super::{BatchError, BatchOptions};
 use crate::audit::pseudonym::Pseudonymizer;
+use crate::cli::exit;
 use crate::configuration::Settings;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,25 +16,40 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// Exit status 0: done; 1: done, but input items were skipped; errors are returned (status 2).
-pub fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
+/// An error and its exit code (see [`crate::cli::exit`]).
+pub type Failure = (u8, anyhow::Error);
+
+fn fail(code: u8) -> impl Fn(anyhow::Error) -> Failure {
+    move |e| (code, e)
+}
+
+/// Exit status 0: done; 1: done, but input items were skipped. Errors: 2 for an input that
+/// cannot be read or an output that cannot be written, 3 for configuration and audit store
+/// problems.
+pub fn run(settings: Settings, args: Args) -> Result<ExitCode, Failure> {
     let pseudonymizer = if args.pseudonymize {
-        let key = settings.audit_pseudonym_key.as_ref().map(crate::configuration::Secret::expose).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--pseudonymize needs audit_pseudonym_key (VCF_CDS_AUDIT_PSEUDONYM_KEY) to be set"
-            )
-        })?;
+        let key = settings
+            .audit_pseudonym_key
+            .as_ref()
+            .map(crate::configuration::Secret::expose)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--pseudonymize needs audit_pseudonym_key (VCF_CDS_AUDIT_PSEUDONYM_KEY) to be set"
+                )
+            })
+            .map_err(fail(exit::STARTUP))?;
         Some(Pseudonymizer::new(Some(key)))
     } else {
         None
     };
     // The live service's engine, knowledge and options, built the same way.
-    let state = crate::state::AppState::new(settings, crate::audit::AuditStore::disabled())?;
+    let state = crate::state::AppState::new(settings, crate::audit::AuditStore::disabled())
+        .map_err(fail(exit::STARTUP))?;
     let mut store = if args.store {
-        Some(super::store::BatchStore::open(
-            &state.settings,
-            &state.engine,
-        )?)
+        Some(
+            super::store::BatchStore::open(&state.settings, &state.engine)
+                .map_err(fail(exit::STARTUP))?,
+        )
     } else {
         None
     };
@@ -47,7 +63,9 @@ pub fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.threads {
         threads = threads.num_threads(n.max(1));
     }
-    let pool = threads.build()?;
+    let pool = threads
+        .build()
+        .map_err(|e| (exit::STARTUP, anyhow::Error::new(e)))?;
     let run_id = uuid::Uuid::new_v4().to_string();
     let summary = pool.install(|| {
         super::run(
@@ -62,8 +80,17 @@ pub fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
             },
         )
     });
-    let stored = store.map(|s| s.finish()).transpose()?;
-    let summary = summary?;
+    let stored = store
+        .map(|s| s.finish())
+        .transpose()
+        .map_err(fail(exit::STARTUP))?;
+    let summary = summary.map_err(|e| {
+        let code = match e {
+            BatchError::Store(_) => exit::STARTUP,
+            BatchError::Input(_) | BatchError::Output { .. } => exit::USAGE,
+        };
+        (code, anyhow::Error::new(e))
+    })?;
     println!(
         "{} orders read, {} checked against {}: {} usually not appropriate ({:.1}%), {} not rated, {} without a date, {} input items skipped; {:.1} s ({:.0} orders/s)",
         summary.orders_read,
@@ -84,7 +111,7 @@ pub fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     }
     println!("report: {}", args.out.join("report.html").display());
     Ok(if summary.skipped > 0 {
-        ExitCode::from(1)
+        ExitCode::from(exit::INVALID_INPUT)
     } else {
         ExitCode::SUCCESS
     })

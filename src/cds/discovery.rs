@@ -17,7 +17,7 @@ pub const PROCEDURES: &str = "procedures";
 pub const OBSERVATIONS: &str = "observations";
 pub const REPORTS: &str = "reports";
 
-/// Why each prefetch key is requested (also rendered in the README).
+/// Why each prefetch key is requested (also rendered in docs/integration.md).
 pub const PREFETCH: &[(&str, &str)] = &[
     (
         PATIENT,

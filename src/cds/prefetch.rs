@@ -45,23 +45,21 @@ enum Pending {
 /// Decides whether and where the service may fetch: returns the base URL or why not.
 pub type TrustCheck<'a> = &'a dyn Fn(&str) -> Result<Url, String>;
 
-/// Diagnostics of an OperationOutcome, for stating why data is missing (no resource content).
+/// Why an OperationOutcome says data is missing: its issue codes (`not-found, forbidden`). Its free text
+/// (`diagnostics`, `details.text`) is not quoted: a server's error text can carry patient data,
+/// and this text reaches cards and the audit trail.
 fn outcome_text(oo: &OperationOutcome) -> String {
-    let parts: Vec<String> = oo
+    let mut codes: Vec<&str> = oo
         .issue
         .iter()
-        .map(|i| {
-            let code = i.code.as_deref().unwrap_or("error");
-            match &i.diagnostics {
-                Some(d) => format!("{code}: {}", d.chars().take(200).collect::<String>()),
-                None => code.to_owned(),
-            }
-        })
+        .map(|i| i.code.as_deref().unwrap_or("error"))
+        .filter(|c| c.len() <= 40 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
         .collect();
-    if parts.is_empty() {
-        "an OperationOutcome without issues".into()
+    codes.dedup();
+    if codes.is_empty() {
+        "an OperationOutcome without issue codes".into()
     } else {
-        parts.join("; ")
+        format!("issue code {}", codes.join(", "))
     }
 }
 
