@@ -356,7 +356,7 @@ async fn batch_agrees_with_the_live_server_on_every_hooks_example() {
 /// The report in headless Chromium: it renders its charts without any network, and a
 /// screenshot is kept in `test-artifacts/batch-report.png`.
 #[test]
-#[ignore = "needs chromium"]
+#[ignore = "needs Chromium (on PATH, or CHROMIUM=/path/to/chromium)"]
 fn the_report_renders_in_chromium() {
     let bin = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
     let dir = tempfile::tempdir().unwrap();
