@@ -17,6 +17,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// How a card's alternative is offered to the EHR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuggestionStyle {
+    /// One `update` action on the draft order (Argonaut PAMA style, what the CDS Hooks
+    /// sandbox's PAMA screen applies): new code, same everything else.
+    Update,
+    /// `delete` of the draft order + `create` of the alternative.
+    Replace,
+}
+
 /// A secret from configuration (`admin_token`, `audit_pseudonym_key`), held in a
 /// [`secrecy::SecretString`]: `Debug` prints `[REDACTED]`, it has no `Serialize`, and the text
 /// is zeroed when dropped. Read it only where it is used, with [`Secret::expose`].
@@ -151,12 +162,29 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Replacement knowledge file (default: the compiled-in ACR VCF 2022 knowledge).
     pub knowledge_file: Option<PathBuf>,
+    /// `/readyz` answers 503 (instead of 200 "degraded") while the audit store is unreachable.
+    /// Off by default: the spool keeps advice flowing and the records durable meanwhile.
+    pub ready_requires_audit_store: bool,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish after the listener
+    /// stops accepting (then open connections are closed and the audit trail is flushed).
+    pub shutdown_grace_ms: u64,
+    /// Separate address serving only `GET /metrics`, without a token (bind it to an internal
+    /// interface). Unset: `/metrics` is on the main listener behind `admin_token`.
+    pub metrics_listen: Option<String>,
     /// `text` or `json`.
     pub log_format: LogFormat,
     /// tracing filter directive, e.g. `info` or `vcf_cds=debug`.
     pub log_level: String,
     /// Show an info card for "Usually appropriate" orders too.
     pub cards_for_appropriate: bool,
+    /// Show an info card with a one-click switch when a patient under 18 has an ionizing study
+    /// ordered and an equally or better rated study with no / lower pediatric radiation exists.
+    pub pediatric_radiation_cards: bool,
+    /// `update` (default: one update action on the draft order) or `replace` (delete + create).
+    pub suggestion_style: SuggestionStyle,
+    /// Rate advanced imaging orders (CT, MR, NM, PET code ranges in the knowledge file) that
+    /// this guideline does not cover as `no-criteria-apply`, so EHR rating boxes do not go stale.
+    pub rate_out_of_scope_imaging: bool,
     /// Also emit the legacy `extension.systemActions` read by the sandbox's PAMA screen.
     pub legacy_system_actions: bool,
     /// `pama-rating-qcdsm-consulted` value (a CMS G-code), when wanted.
@@ -188,9 +216,15 @@ impl Default for Settings {
             audit_retry_interval_ms: 1000,
             admin_token: None,
             knowledge_file: None,
+            ready_requires_audit_store: false,
+            shutdown_grace_ms: 10_000,
+            metrics_listen: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
             cards_for_appropriate: false,
+            pediatric_radiation_cards: true,
+            suggestion_style: SuggestionStyle::Update,
+            rate_out_of_scope_imaging: true,
             legacy_system_actions: true,
             qcdsm_consulted: None,
         }
@@ -269,6 +303,17 @@ impl Settings {
                     i.iss
                 )));
             }
+        }
+        if let Some(m) = &self.metrics_listen {
+            let addr = m
+                .parse::<std::net::SocketAddr>()
+                .map_err(|_| ConfigError(format!("metrics_listen: {m:?} is not an IP:port")))?;
+            if Some(addr) == self.listen.parse().ok() && addr.port() != 0 {
+                return Err(ConfigError("metrics_listen must differ from listen".into()));
+            }
+        }
+        if self.shutdown_grace_ms == 0 {
+            return Err(ConfigError("shutdown_grace_ms must be positive".into()));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
@@ -394,6 +439,23 @@ mod tests {
             assert_eq!(s.max_body_bytes, 2048);
             assert_eq!(s.cors_origins, vec!["https://ehr.example.org".to_string()]);
             assert_eq!(s.trusted_issuers[0].algorithms, vec!["ES384", "RS384"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn card_settings_default_on_and_parse() {
+        let s = Settings::default();
+        assert!(s.pediatric_radiation_cards && s.rate_out_of_scope_imaging);
+        assert_eq!(s.suggestion_style, SuggestionStyle::Update);
+        Jail::expect_with(|jail| {
+            jail.set_env("VCF_CDS_SUGGESTION_STYLE", "replace");
+            jail.set_env("VCF_CDS_PEDIATRIC_RADIATION_CARDS", "false");
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.suggestion_style, SuggestionStyle::Replace);
+            assert!(!s.pediatric_radiation_cards);
+            jail.set_env("VCF_CDS_SUGGESTION_STYLE", "swap");
+            assert!(Settings::load(None).is_err());
             Ok(())
         });
     }

@@ -50,6 +50,85 @@ both_backends!(summary_matches, summary_matches_body);
 both_backends!(purge, purge_body);
 both_backends!(pseudonyms, pseudonyms_body);
 both_backends!(export_pages, export_pages_body);
+both_backends!(feedback_truth, feedback_truth_body);
+
+/// Issue 9: an accept naming a suggestion the card never carried is stored with
+/// `suggestion_known = false`; an accept of an issued suggestion with `true`, also when the
+/// feedback reached the store before its (spooled) evaluation.
+async fn feedback_truth_body(settings: crate::configuration::Settings) {
+    let store = AuditStore::open(&settings).await.unwrap();
+    let data = seed::generate(30, 1, now(), 5, "svc");
+    let mut calls = data.calls.iter().filter(|c| {
+        c.orders
+            .iter()
+            .any(|o| o.card_uuid.is_some() && !o.suggestion_uuids.is_empty())
+    });
+    let stored_first = calls.next().expect("a call with suggestions").clone();
+    let spooled_later = calls.next().expect("a second one").clone();
+    store.record_hook_call(stored_first.clone()).await;
+    let card_of = |c: &records::HookCallRecord| {
+        let o = c
+            .orders
+            .iter()
+            .find(|o| !o.suggestion_uuids.is_empty())
+            .unwrap();
+        (o.card_uuid.clone().unwrap(), o.suggestion_uuids[0].clone())
+    };
+    let (card, issued) = card_of(&stored_first);
+    let (late_card, late_issued) = card_of(&spooled_later);
+    let body = json!({"feedback": [
+        {"card": card, "outcome": "accepted", "acceptedSuggestions": [{"id": issued}],
+         "outcomeTimestamp": "2026-01-01T10:00:00Z"},
+        {"card": card, "outcome": "accepted", "acceptedSuggestions": [{"id": "never-issued"}],
+         "outcomeTimestamp": "2026-01-01T10:01:00Z"},
+        {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-01-01T10:02:00Z"},
+        {"card": late_card, "outcome": "accepted", "acceptedSuggestions": [{"id": late_issued}],
+         "outcomeTimestamp": "2026-01-01T10:03:00Z"}
+    ]});
+    let entries = parse_feedback(&body, "svc", now()).unwrap();
+    assert_eq!(store.record_feedback(entries).await, Delivery::Committed);
+    let db = store.db().unwrap();
+    let known = |card: String| async move {
+        let (_, items) = query::list_feedback(
+            db,
+            &query::FeedbackFilters {
+                card: Some(card),
+                ..Default::default()
+            },
+            Page {
+                limit: 10,
+                offset: 0,
+            },
+        )
+        .await
+        .unwrap();
+        let mut v: Vec<(String, Option<bool>)> = items
+            .into_iter()
+            .map(|f| (f.outcome_timestamp, f.suggestion_known))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, k)| k).collect::<Vec<_>>()
+    };
+    assert_eq!(known(card.clone()).await, [Some(true), Some(false), None]);
+    assert_eq!(
+        known(late_card.clone()).await,
+        [Some(false)],
+        "card not stored yet"
+    );
+    // The evaluation arrives from the spool: the accept becomes known.
+    let late =
+        records::StoredCall::from_record(spooled_later, &pseudonym::Pseudonymizer::new(None));
+    db.insert_batch(&[&records::SpoolRecord::Call(late)], "spooled", 0)
+        .await
+        .unwrap();
+    assert_eq!(known(late_card).await, [Some(true)]);
+    let s = query::summary(db, &Filters::default(), Bucket::Day)
+        .await
+        .unwrap();
+    assert_eq!(s["feedback"]["accepted_entries_unknown_suggestion"], 1);
+    assert_eq!(s["feedback"]["cards_accepted_known"], 2);
+    store.shutdown().await;
+}
 
 async fn export_pages_body(settings: crate::configuration::Settings) {
     let store = AuditStore::open(&settings).await.unwrap();

@@ -13,7 +13,9 @@
 //! other kind is optional and becomes `Unavailable(reason)`, which the engine states as an
 //! assumption.
 
-use crate::cds::discovery::{CONDITIONS, OBSERVATIONS, PATIENT, PROCEDURES, REPORTS};
+use crate::cds::discovery::{
+    ALLERGIES, CONDITIONS, DEVICES, OBSERVATIONS, PATIENT, PROCEDURES, REPORTS,
+};
 use crate::cds::fetch::{FetchTarget, Fetched, FhirClient, normalize_base, resolve_template};
 use crate::cds::request::{HookRequest, PrefetchValue};
 use crate::error::ApiError;
@@ -26,7 +28,15 @@ use vcf_engine::evaluate::{Availability, PatientRecord};
 use vcf_engine::fhir::{AnyResource, OperationOutcome};
 
 /// The prefetch keys this service asks for.
-pub const KEYS: [&str; 5] = [PATIENT, CONDITIONS, PROCEDURES, OBSERVATIONS, REPORTS];
+pub const KEYS: [&str; 7] = [
+    PATIENT,
+    CONDITIONS,
+    PROCEDURES,
+    OBSERVATIONS,
+    REPORTS,
+    ALLERGIES,
+    DEVICES,
+];
 
 /// Where the data of one key ended up.
 #[derive(Debug)]
@@ -70,6 +80,7 @@ pub async fn gather(
     client: &FhirClient,
     trust: TrustCheck<'_>,
     deadline: Duration,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> Result<PatientRecord, ApiError> {
     let mut data: Vec<(&str, KeyData, Option<Pending>)> = Vec::with_capacity(KEYS.len());
     for key in KEYS {
@@ -114,7 +125,7 @@ pub async fn gather(
             }),
         };
         match target {
-            Ok(target) => fetch_pending(&mut data, client, &target, deadline).await,
+            Ok(target) => fetch_pending(&mut data, client, &target, deadline, metrics).await,
             Err(why) => {
                 for (key, state, pending) in data.iter_mut() {
                     match pending.take() {
@@ -153,6 +164,8 @@ pub async fn gather(
                 PROCEDURES => record.procedures = Availability::Unavailable(why),
                 OBSERVATIONS => record.observations = Availability::Unavailable(why),
                 REPORTS => record.reports = Availability::Unavailable(why),
+                ALLERGIES => record.allergies = Availability::Unavailable(why),
+                DEVICES => record.devices = Availability::Unavailable(why),
                 _ => {}
             },
             (_, KeyData::NoData) => {}
@@ -185,6 +198,7 @@ pub fn add_resources(record: &mut PatientRecord, resources: impl IntoIterator<It
             AnyResource::Observation(o) => push(&mut record.observations, o),
             AnyResource::DiagnosticReport(d) => push(&mut record.reports, d),
             AnyResource::AllergyIntolerance(a) => push(&mut record.allergies, a),
+            AnyResource::Device(d) => push(&mut record.devices, d),
             AnyResource::OperationOutcome(_)
             | AnyResource::Bundle(_)
             | AnyResource::Other { .. } => {}
@@ -197,6 +211,7 @@ async fn fetch_pending(
     client: &FhirClient,
     target: &FetchTarget,
     deadline: Duration,
+    metrics: Option<&crate::metrics::Metrics>,
 ) {
     let deadline = Instant::now() + deadline;
     let jobs: Vec<_> = data
@@ -204,10 +219,19 @@ async fn fetch_pending(
         .filter_map(|(key, state, pending)| {
             let pending = pending.take()?;
             Some(async move {
+                let started = std::time::Instant::now();
                 let result = match &pending {
                     Pending::Template(t) => client.fetch(target, t, deadline).await,
                     Pending::NextPage(n) => client.fetch_next_pages(target, n, deadline).await,
                 };
+                if let Some(m) = metrics {
+                    let failure = match &result {
+                        Err(e) => Some(crate::metrics::fetch_reason(e)),
+                        Ok(Fetched::Outcome(_)) => Some("outcome"),
+                        Ok(_) => None,
+                    };
+                    m.observe_fetch(key, started.elapsed().as_secs_f64(), failure);
+                }
                 match (result, &pending) {
                     (
                         Ok(Fetched::Resources {

@@ -498,10 +498,12 @@ fn check_subject(sr: &ServiceRequest, patient_id: &str, path: &str) -> Result<()
 
 /// The resource type a prefetch key's template returns (`Bundle` for searches).
 fn expected_type(key: &str) -> Option<&'static str> {
-    use crate::cds::discovery::{CONDITIONS, OBSERVATIONS, PATIENT, PROCEDURES, REPORTS};
+    use crate::cds::discovery::{
+        ALLERGIES, CONDITIONS, DEVICES, OBSERVATIONS, PATIENT, PROCEDURES, REPORTS,
+    };
     match key {
         PATIENT => Some("Patient"),
-        CONDITIONS | PROCEDURES | OBSERVATIONS | REPORTS => Some("Bundle"),
+        CONDITIONS | PROCEDURES | OBSERVATIONS | REPORTS | ALLERGIES | DEVICES => Some("Bundle"),
         _ => None,
     }
 }

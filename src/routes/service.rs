@@ -28,6 +28,8 @@ async fn run_bounded(
     service: &'static crate::cds::discovery::ServiceDef,
     bytes: web::Bytes,
     client: VerifiedClient,
+    request_id: String,
+    metrics: Option<web::Data<crate::metrics::Metrics>>,
 ) -> Result<pipeline::Processed, ApiError> {
     let _slot = evaluation_slots()
         .acquire()
@@ -35,7 +37,14 @@ async fn run_bounded(
         .map_err(|_| ApiError::internal("evaluation slots closed"))?;
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        runtime.block_on(pipeline::process_for(&state, service, &bytes, &client))
+        runtime.block_on(pipeline::process_for(
+            &state,
+            service,
+            &bytes,
+            &client,
+            Some(&request_id),
+            metrics.as_ref().map(|m| m.get_ref()),
+        ))
     })
     .await
     .map_err(|_| ApiError::internal("the evaluation task failed"))?
@@ -58,7 +67,11 @@ pub async fn call_service(
         .get::<VerifiedClient>()
         .cloned()
         .unwrap_or(VerifiedClient::Anonymous);
-    let processed = run_bounded(state.clone(), service, bytes, client).await?;
+    let request_id = crate::request_id::RequestId::of(&req);
+    let metrics = req
+        .app_data::<web::Data<crate::metrics::Metrics>>()
+        .cloned();
+    let processed = run_bounded(state.clone(), service, bytes, client, request_id, metrics).await?;
     // The answer is released only once its audit records are committed (or spooled).
     let record = HookCallRecord {
         received_at,

@@ -97,11 +97,28 @@ async fn pama_connectathon_requests() {
     assert_eq!(body["extension"]["systemActions"], body["systemActions"]);
 
     // Scenario 2 (CT angiogram of the chest) is not a procedure of this guideline: no patient
-    // data is needed, nothing is fetched, no card and no rating.
+    // data is needed, nothing is fetched, no card; as advanced imaging (CPT 71275, in the
+    // knowledge file's CT ranges) it is rated "no-criteria-apply" so the EHR's rating box does
+    // not keep a stale value (issue 9, `rate_out_of_scope_imaging`).
     let v = read_json(&reference_file(&format!(
         "{dir}/scenario-02-outbound-request.json"
     )));
     let r = app.call("vcf-order-select", &v).await;
     assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["cards"], json!([]));
+    let ext = &body["systemActions"][0]["resource"]["extension"][0];
+    assert_eq!(
+        ext["valueCodeableConcept"]["coding"][0]["code"],
+        "no-criteria-apply"
+    );
+    assert_eq!(
+        body["systemActions"][0]["resource"]["id"],
+        v["context"]["draftOrders"]["entry"][0]["resource"]["id"]
+    );
+
+    // Switched off: nothing, as before.
+    let off = spawn_app_with(|s| s.rate_out_of_scope_imaging = false).await;
+    let r = off.call("vcf-order-select", &v).await;
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"cards": []}));
 }

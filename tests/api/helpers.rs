@@ -173,7 +173,9 @@ pub fn full_prefetch() -> Value {
         ]},
         "procedures": {"resourceType": "Bundle", "type": "searchset", "entry": []},
         "observations": {"resourceType": "Bundle", "type": "searchset", "entry": []},
-        "reports": {"resourceType": "Bundle", "type": "searchset", "entry": []}
+        "reports": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+        "allergies": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+        "devices": {"resourceType": "Bundle", "type": "searchset", "entry": []}
     })
 }
 

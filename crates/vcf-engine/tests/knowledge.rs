@@ -651,3 +651,43 @@ fn cross_check_catches_a_changed_rating_rrl_soe_or_missing_row() {
         assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
     }
 }
+
+#[test]
+fn rejects_bad_advanced_imaging_ranges_and_ranges_contain_their_bounds() {
+    let kb = loaded();
+    let head = kb
+        .advanced_imaging
+        .iter()
+        .find(|r| r.from == "70450")
+        .expect("CT head range");
+    assert!(head.contains("70450") && head.contains("70498") && !head.contains("70499"));
+    assert!(!head.contains("7045") && !head.contains("70450A"));
+    let p = problems_after(|kb| {
+        kb.advanced_imaging[0].from = "7045X".into();
+        kb.advanced_imaging[1].system = "nope".into();
+        kb.advanced_imaging[2].source = " ".into();
+    });
+    assert_problem(&p, "from and to must be numeric codes of one length");
+    assert_problem(&p, "unknown code system key \"nope\"");
+    assert_problem(&p, "display and source are required");
+}
+
+#[test]
+fn override_reasons_cover_each_card_kind() {
+    use vcf_engine::knowledge::OverrideUse;
+    let kb = loaded();
+    for kind in [
+        OverrideUse::Imaging,
+        OverrideUse::Treatment,
+        OverrideUse::Safety,
+    ] {
+        assert!(
+            kb.override_reasons
+                .iter()
+                .filter(|r| r.applies_to.contains(&kind))
+                .count()
+                >= 2,
+            "{kind:?}"
+        );
+    }
+}
