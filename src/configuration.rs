@@ -185,6 +185,9 @@ pub struct Settings {
     /// Rate advanced imaging orders (CT, MR, NM, PET code ranges in the knowledge file) that
     /// this guideline does not cover as `no-criteria-apply`, so EHR rating boxes do not go stale.
     pub rate_out_of_scope_imaging: bool,
+    /// More than this many orders of one call with the same card get one grouped card that
+    /// names them (CDS Hooks card-overload guidance); 0 never groups.
+    pub group_cards_over: usize,
     /// Also emit the legacy `extension.systemActions` read by the sandbox's PAMA screen.
     pub legacy_system_actions: bool,
     /// `pama-rating-qcdsm-consulted` value (a CMS G-code), when wanted.
@@ -225,6 +228,7 @@ impl Default for Settings {
             pediatric_radiation_cards: true,
             suggestion_style: SuggestionStyle::Update,
             rate_out_of_scope_imaging: true,
+            group_cards_over: 3,
             legacy_system_actions: true,
             qcdsm_consulted: None,
         }

@@ -1,6 +1,5 @@
 //! `POST /cds-services/{id}`: one hook call.
 
-use crate::audit::HookCallRecord;
 use crate::auth::VerifiedClient;
 use crate::cds::pipeline;
 use crate::error::ApiError;
@@ -73,20 +72,11 @@ pub async fn call_service(
         .cloned();
     let processed = run_bounded(state.clone(), service, bytes, client, request_id, metrics).await?;
     // The answer is released only once its audit records are committed (or spooled).
-    let record = HookCallRecord {
+    let record = processed.audit_record(
+        service,
         received_at,
-        service_id: service.id.to_owned(),
-        hook: processed.request.hook.as_str().to_owned(),
-        hook_instance: processed.request.hook_instance.clone(),
-        user_id: processed.request.user_id.clone(),
-        patient_id: processed.request.patient_id.clone(),
-        encounter_id: processed.request.encounter_id.clone(),
-        fhir_server: processed.request.fhir_server.clone(),
-        knowledge_version: processed.evaluation.knowledge_version.clone(),
-        guideline_id: processed.evaluation.guideline_id.clone(),
-        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-        orders: processed.evaluation.orders.clone(),
-    };
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
     state.audit.record_hook_call(record).await;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
