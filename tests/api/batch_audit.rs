@@ -274,25 +274,24 @@ fn a_missing_input_is_a_clear_error() {
     );
 }
 
-/// The PAMA code, ACR rating and its display of the live response's first system action.
-fn live_rating(body: &Value) -> (String, String, String) {
-    let ext = body["systemActions"][0]["resource"]["extension"]
-        .as_array()
-        .expect("rating extensions");
+/// The PAMA code, ACR rating (if any) and its display of the live response's first system
+/// action; `None` when the live answer carries no rating.
+fn live_rating(body: &Value) -> Option<(String, Option<String>, String)> {
+    let ext = body["systemActions"][0]["resource"]["extension"].as_array()?;
     let rating = ext
         .iter()
-        .find(|e| e["url"] == "http://fhir.org/argonaut/Extension/pama-rating")
-        .expect("pama-rating");
-    let codings = rating["valueCodeableConcept"]["coding"].as_array().unwrap();
+        .find(|e| e["url"] == "http://fhir.org/argonaut/Extension/pama-rating")?;
+    let codings = rating["valueCodeableConcept"]["coding"].as_array()?;
     let acr = codings
         .iter()
-        .find(|c| c["system"].as_str().unwrap().ends_with("#rating"))
-        .expect("rating translation");
-    (
-        codings[0]["code"].as_str().unwrap().to_owned(),
-        acr["code"].as_str().unwrap().to_owned(),
-        acr["display"].as_str().unwrap().to_owned(),
-    )
+        .find(|c| c["system"].as_str().is_some_and(|s| s.ends_with("#rating")));
+    Some((
+        codings[0]["code"].as_str()?.to_owned(),
+        acr.and_then(|a| a["code"].as_str()).map(str::to_owned),
+        acr.and_then(|a| a["display"].as_str())
+            .unwrap_or_default()
+            .to_owned(),
+    ))
 }
 
 #[tokio::test]
@@ -309,7 +308,7 @@ async fn batch_agrees_with_the_live_server_on_every_hooks_example() {
         .filter(|n| n.ends_with(".json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 9);
+    assert!(files.len() >= 9, "{files:?}");
     let mut live = Vec::new();
     let mut orders = Vec::new();
     for file in &files {
@@ -335,14 +334,26 @@ async fn batch_agrees_with_the_live_server_on_every_hooks_example() {
     assert_eq!(code, 0, "{stderr}");
     for (file, id, body) in live {
         let row = &rows[&format!("ServiceRequest/{id}")];
-        let (pama, rating, display) = live_rating(&body);
-        assert_eq!(row["pama_rating"], pama, "{file}");
-        assert_eq!(row["rating"].to_string(), rating, "{file}");
-        let variant = row["variant"].as_str().unwrap();
-        assert!(
-            display.contains(&format!("({variant})")),
-            "{file}: {display}"
-        );
+        match live_rating(&body) {
+            Some((pama, rating, display)) => {
+                assert_eq!(row["pama_rating"], pama, "{file}");
+                match rating {
+                    Some(rating) => {
+                        assert_eq!(row["rating"].to_string(), rating, "{file}");
+                        let variant = row["variant"].as_str().unwrap();
+                        assert!(
+                            display.contains(&format!("({variant})")),
+                            "{file}: {display}"
+                        );
+                    }
+                    None => assert!(row["rating"].is_null(), "{file}: {row}"),
+                }
+            }
+            None => {
+                assert!(row["pama_rating"].is_null(), "{file}: {row}");
+                assert!(row["rating"].is_null(), "{file}: {row}");
+            }
+        }
         // The best alternative is the first suggestion of the live card.
         if let Some(card) = body["cards"].as_array().and_then(|c| c.first()) {
             assert_eq!(
