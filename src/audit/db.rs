@@ -158,6 +158,11 @@ fn migrator() -> Migrator {
             "shared jti replay cache",
             include_str!("migrations/0004_auth_jti_seen.sql"),
         ),
+        m(
+            5,
+            "source and run id",
+            include_str!("migrations/0005_source_and_run.sql"),
+        ),
     ])
 }
 
@@ -335,6 +340,8 @@ const CALL_COLUMNS: &[&str] = &[
     "pseudonymized",
     "delivery",
     "stored_at_ms",
+    "source",
+    "run_id",
 ];
 
 const ORDER_COLUMNS: &[&str] = &[
@@ -367,6 +374,8 @@ const ORDER_COLUMNS: &[&str] = &[
     "suggestion_uuids",
     "suggestions",
     "safety_notes",
+    "source",
+    "run_id",
 ];
 
 const FEEDBACK_COLUMNS: &[&str] = &[
@@ -417,6 +426,8 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
                     Bind::int(i64::from(c.pseudonymized)),
                     t(delivery),
                     Bind::int(stored_at_ms),
+                    t(&c.source),
+                    ot(&c.run_id),
                 ]);
                 for o in &c.orders {
                     orders.push(vec![
@@ -449,6 +460,8 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
                         t(&json_list(&o.suggestion_uuids)),
                         t(&serde_json::to_string(&o.suggestions).unwrap_or_else(|_| "[]".into())),
                         t(&json_list(&o.safety_notes)),
+                        t(&c.source),
+                        ot(&c.run_id),
                     ]);
                 }
             }
