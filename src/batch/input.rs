@@ -294,7 +294,7 @@ fn split_document(text: &str) -> Result<Vec<DocUnit>, String> {
         #[serde(default)]
         id: Option<String>,
     }
-    let doc: Doc = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+    let doc: Doc = serde_json::from_str(text).map_err(|e| json_problem("not a JSON object", &e))?;
     if doc.resource_type.as_deref() != Some("Bundle") {
         return Ok(vec![(Loc::Document, minify(text)?, None)]);
     }
@@ -318,15 +318,39 @@ fn split_document(text: &str) -> Result<Vec<DocUnit>, String> {
     Ok(out)
 }
 
+/// A JSON error as reported in `skipped.csv` and on stderr: the kind of problem and where, never
+/// serde's own text, which can quote the offending value (patient data).
+pub(crate) fn json_problem(what: &str, e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Syntax => "invalid JSON syntax",
+        serde_json::error::Category::Eof => "unexpected end of input",
+        serde_json::error::Category::Data => "an element of the wrong type or value",
+        serde_json::error::Category::Io => "a read error",
+    };
+    format!("{what}: {kind} at line {} column {}", e.line(), e.column())
+}
+
 /// Compact JSON text (Bundles are often pretty-printed; the per-patient store keeps text).
 fn minify(json: &str) -> Result<String, String> {
-    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| json_problem("not JSON", &e))?;
     Ok(v.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_problems_never_quote_the_value() {
+        let e = serde_json::from_str::<Vec<u32>>(r#"["Jane Doe-1956"]"#).unwrap_err();
+        let msg = json_problem("not JSON", &e);
+        assert!(!msg.contains("Jane"), "{msg}");
+        assert!(
+            msg.contains("wrong type") && msg.contains("line 1"),
+            "{msg}"
+        );
+    }
 
     #[test]
     fn formats_follow_the_extension() {

@@ -164,7 +164,7 @@ pub fn evaluate(ctx: &Context, unit: &Unit, file_name: &str) -> Result<Option<Or
         None => None,
         Some(s) => Some(
             FhirDateTime::parse_date_time(s)
-                .map_err(|_| problem(format!("authoredOn: {s:?} is not a FHIR dateTime")))?
+                .map_err(|_| problem("authoredOn: not a FHIR dateTime".to_string()))?
                 .earliest_date(),
         ),
     };
@@ -221,7 +221,7 @@ pub fn evaluate(ctx: &Context, unit: &Unit, file_name: &str) -> Result<Option<Or
         id: sr.id.clone(),
         selected: true,
         raw: RawValue::from_string(unit.json.clone())
-            .map_err(|e| problem(format!("not JSON: {e}")))?,
+            .map_err(|e| problem(super::input::json_problem("not JSON", &e)))?,
         service_request: Some(sr),
     };
     let patient_id = patient.trim_start_matches("Patient/");

@@ -67,7 +67,8 @@ pub struct Header {
 
 impl Header {
     pub fn parse(json: &str) -> Result<Header, String> {
-        serde_json::from_str(json).map_err(|e| format!("not a FHIR resource: {e}"))
+        serde_json::from_str(json)
+            .map_err(|e| super::input::json_problem("not a FHIR resource", &e))
     }
 
     /// The patient this resource belongs to, as `Patient/id`.
@@ -116,7 +117,8 @@ impl Header {
         for (name, value) in fields {
             if let Some(v) = value {
                 let d = FhirDateTime::parse_date_time(v)
-                    .map_err(|e| format!("{name}: {v:?} is not a FHIR dateTime ({e:?})"))?
+                    // The value itself is never quoted: a date is patient data.
+                    .map_err(|_| format!("{name}: not a FHIR dateTime"))?
                     .earliest_date();
                 known = Some(known.map_or(d, |k| k.max(d)));
             }
