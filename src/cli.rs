@@ -137,8 +137,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: KnowledgeCommand::Check { file },
         } => {
             let kb = match &file {
-                Some(path) => vcf_engine::knowledge::load_file(path),
-                None => vcf_engine::knowledge::load_default(),
+                Some(path) => crate::knowledge_source::load_file(path),
+                None => vcf_engine::knowledge::load_default().map_err(Into::into),
             };
             match kb {
                 Ok(kb) => {
@@ -146,7 +146,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("OK");
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(vcf_engine::knowledge::KnowledgeError::Invalid(problems)) => {
+                Err(crate::knowledge_source::KnowledgeFileError::Knowledge(
+                    vcf_engine::knowledge::KnowledgeError::Invalid(problems),
+                )) => {
                     eprintln!(
                         "knowledge file failed validation ({} problems):",
                         problems.len()
@@ -211,7 +213,7 @@ fn evaluate(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let state = crate::startup::AppState::new(settings)?;
+    let state = crate::state::AppState::new(settings, crate::audit::AuditStore::disabled())?;
     match rt.block_on(pipeline::process(&state, service, &body)) {
         Ok(processed) => {
             let text = if pretty {

@@ -17,6 +17,46 @@ pub enum LogFormat {
     Json,
 }
 
+/// A secret from configuration (`admin_token`, `audit_pseudonym_key`), held in a
+/// [`secrecy::SecretString`]: `Debug` prints `[REDACTED]`, it has no `Serialize`, and the text
+/// is zeroed when dropped. Read it only where it is used, with [`Secret::expose`].
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(secrecy::SecretString);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+/// Equality of configurations (tests); not used to check a presented token, which goes through
+/// a constant-time comparison.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret(s.into())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Secret {
+        Secret(s.into())
+    }
+}
+
 /// A CDS client (EHR) whose JWTs are accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,7 +130,9 @@ pub struct Settings {
     pub audit_spool_dir: PathBuf,
     /// Key for pseudonymizing patient / user / encounter ids in audit records (HMAC-SHA-256);
     /// ids are stored as given when unset.
-    pub audit_pseudonym_key: Option<String>,
+    /// A secret: redacted from `Debug`, never serialized.
+    #[serde(skip_serializing)]
+    pub audit_pseudonym_key: Option<Secret>,
     /// Audit records older than this many days are purged (0 keeps them forever).
     pub audit_retention_days: u32,
     /// How long a hook call waits for the audit store to commit its records before they go to
@@ -100,7 +142,9 @@ pub struct Settings {
     /// there is a backlog.
     pub audit_retry_interval_ms: u64,
     /// Bearer token for the audit API and dashboard; both are off when unset.
-    pub admin_token: Option<String>,
+    /// A secret: redacted from `Debug`, never serialized.
+    #[serde(skip_serializing)]
+    pub admin_token: Option<Secret>,
     /// Replacement knowledge file (default: the compiled-in ACR VCF 2022 knowledge).
     pub knowledge_file: Option<PathBuf>,
     /// `text` or `json`.
@@ -232,14 +276,14 @@ impl Settings {
             ));
         }
         if let Some(k) = &self.audit_pseudonym_key
-            && k.len() < 16
+            && k.expose().len() < 16
         {
             return Err(ConfigError(
                 "audit_pseudonym_key must be at least 16 characters".into(),
             ));
         }
         if let Some(t) = &self.admin_token
-            && t.len() < 16
+            && t.expose().len() < 16
         {
             return Err(ConfigError(
                 "admin_token must be at least 16 characters".into(),
@@ -276,6 +320,39 @@ impl Settings {
 mod tests {
     use super::*;
     use figment::Jail;
+
+    #[test]
+    fn secrets_never_reach_debug_output() {
+        let s = Settings {
+            admin_token: Some("admin-token-marker-5f1e".into()),
+            audit_pseudonym_key: Some("pseudonym-key-marker-9c2d".into()),
+            ..Settings::default()
+        };
+        let debug = format!("{s:?} {s:#?}");
+        assert!(!debug.contains("admin-token-marker-5f1e"), "{debug}");
+        assert!(!debug.contains("pseudonym-key-marker-9c2d"), "{debug}");
+        assert!(debug.contains("[REDACTED]"));
+        // Serialization (figment's defaults layer uses it) leaves them out as well.
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains("marker"), "{json}");
+        assert_eq!(
+            s.admin_token.as_ref().unwrap().expose(),
+            "admin-token-marker-5f1e"
+        );
+    }
+
+    #[test]
+    fn secrets_load_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("VCF_CDS_ADMIN_TOKEN", "admin-token-from-env-1234");
+            let s = Settings::load(None).unwrap();
+            assert_eq!(
+                s.admin_token.as_ref().map(Secret::expose),
+                Some("admin-token-from-env-1234")
+            );
+            Ok(())
+        });
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -1,12 +1,11 @@
-//! Builds the application: shared state, the actix-web app with its middleware and routes, and
-//! the listening server.
+//! Builds the application: the actix-web app with its middleware and routes, and the listening
+//! server. The shared state lives in [`crate::state`].
 
 use crate::auth::Authenticator;
-use crate::cds::discovery;
-use crate::cds::fetch::FhirClient;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::routes;
+use crate::state::AppState;
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -14,59 +13,6 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
 use std::net::TcpListener;
-use std::sync::Arc;
-use vcf_engine::Engine;
-use vcf_engine::evaluate::{Evaluation, EvaluationRequest, Options, RandomIds};
-use vcf_engine::knowledge::Knowledge;
-
-/// State shared by all workers.
-pub struct AppState {
-    pub settings: Settings,
-    pub knowledge: Arc<Knowledge>,
-    /// Discovery document, rendered once.
-    pub discovery: String,
-    /// Prefetch templates by key (also used for the FHIR fallback).
-    pub prefetch_templates: serde_json::Map<String, serde_json::Value>,
-    pub fhir: FhirClient,
-    /// The clinical engine (knowledge indexed once).
-    pub engine: Engine,
-    /// Card and rating switches from configuration.
-    pub options: Options,
-    /// Compliance audit trail (disabled unless set by `Application::build`).
-    pub audit: crate::audit::AuditStore,
-}
-
-impl AppState {
-    pub fn new(settings: Settings) -> anyhow::Result<AppState> {
-        let knowledge = crate::knowledge_source::load(&settings)?;
-        let discovery = discovery::discovery(&knowledge).to_string();
-        let prefetch_templates = discovery::prefetch_templates(&knowledge);
-        let fhir = FhirClient::new(&settings)?;
-        let knowledge = Arc::new(knowledge);
-        let engine = Engine::from_arc(knowledge.clone())
-            .map_err(|e| anyhow::anyhow!("knowledge cannot be indexed: {e}"))?;
-        let options = Options {
-            cards_for_appropriate: settings.cards_for_appropriate,
-            legacy_system_actions: settings.legacy_system_actions,
-            qcdsm_consulted: settings.qcdsm_consulted.clone(),
-        };
-        Ok(AppState {
-            settings,
-            knowledge,
-            discovery,
-            prefetch_templates,
-            fhir,
-            engine,
-            options,
-            audit: crate::audit::AuditStore::disabled(),
-        })
-    }
-
-    /// Runs the clinical engine.
-    pub fn evaluate(&self, req: &EvaluationRequest<'_>) -> Evaluation {
-        self.engine.evaluate(req, &self.options, &mut RandomIds)
-    }
-}
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -82,9 +28,7 @@ impl Application {
         let listener = TcpListener::bind(&settings.listen)?;
         let port = listener.local_addr()?.port();
         let audit = crate::audit::AuditStore::open(&settings).await?;
-        let mut state = AppState::new(settings)?;
-        state.audit = audit.clone();
-        let state = web::Data::new(state);
+        let state = web::Data::new(AppState::new(settings, audit.clone())?);
         tracing::info!(
             address = %listener.local_addr()?,
             knowledge = %state.knowledge.version,

@@ -14,7 +14,6 @@
 use crate::auth::VerifiedClient;
 use crate::configuration::Settings;
 use std::net::IpAddr;
-use std::time::Duration;
 use url::{Host, Url};
 
 /// Largest JWK Set document fetched from a key URL.
@@ -79,39 +78,6 @@ pub fn check_key_url(raw: &str) -> Result<Url, String> {
 /// Checks a configured trusted FHIR base URL (used by start-up validation).
 pub fn check_trusted_base(raw: &str) -> Result<Url, String> {
     parse_url_strict(raw, false)
-}
-
-/// The HTTP client for outbound calls made on behalf of security decisions (JWK Sets) and
-/// recommended for FHIR fetches: no redirects (a redirect could leave the trusted host), a total
-/// timeout, no cookies. Bodies must still be read with [`read_limited`].
-pub fn outbound_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .user_agent(concat!("vcf-cds/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// Reads a response body, failing once it exceeds `max_bytes` (checked against
-/// `Content-Length` first, then while streaming).
-pub async fn read_limited(
-    mut resp: reqwest::Response,
-    max_bytes: usize,
-) -> Result<Vec<u8>, String> {
-    if let Some(len) = resp.content_length()
-        && len > max_bytes as u64
-    {
-        return Err(format!("response larger than {max_bytes} bytes"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > max_bytes {
-            return Err(format!("response larger than {max_bytes} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// True when the URL's host is a loopback IP literal or `localhost`.
@@ -179,15 +145,21 @@ fn parse_url_strict(raw: &str, allow_query: bool) -> Result<Url, String> {
     Ok(url)
 }
 
-/// Same scheme, host and port, and the base path is a prefix of the candidate's path on a
-/// segment boundary. A malformed configured base never matches.
+/// A configured base (parsed strictly) contains the candidate. A malformed configured base
+/// never matches.
 fn base_matches(base: &str, candidate: &Url) -> bool {
-    let Ok(base) = parse_url_strict(base, false) else {
-        return false;
-    };
+    parse_url_strict(base, false).is_ok_and(|base| is_under(&base, candidate))
+}
+
+/// The one URL-containment check (trusted FHIR bases, searchset `next` links): same scheme,
+/// host and port, no user info, and the base path is a prefix of the candidate's path on a
+/// segment boundary (`/fhir` contains `/fhir` and `/fhir/r4`, never `/fhir-evil`).
+pub fn is_under(base: &Url, candidate: &Url) -> bool {
     if base.scheme() != candidate.scheme()
         || base.host() != candidate.host()
         || base.port_or_known_default() != candidate.port_or_known_default()
+        || !candidate.username().is_empty()
+        || candidate.password().is_some()
     {
         return false;
     }

@@ -40,7 +40,13 @@ pub fn run(settings: &Settings, command: AuditCommand) -> anyhow::Result<ExitCod
         }
         println!(
             "{}",
-            super::pseudonym::Pseudonymizer::new(settings.audit_pseudonym_key.as_deref()).apply(id)
+            super::pseudonym::Pseudonymizer::new(
+                settings
+                    .audit_pseudonym_key
+                    .as_ref()
+                    .map(crate::configuration::Secret::expose),
+            )
+            .apply(id)
         );
         return Ok(ExitCode::SUCCESS);
     }

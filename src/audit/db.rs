@@ -5,6 +5,7 @@
 //! returns, so neither kill -9 nor power loss loses a committed record.
 
 use super::records::SpoolRecord;
+use super::sql::{Bind, bind_all};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, Row, SqlSafeStr};
@@ -120,15 +121,10 @@ impl AuditDbLocation {
 /// Percent-encodes a SQLite file path for a `sqlite://` URL (`%`, `?`, `#`, space, controls and
 /// non-ASCII bytes); sqlx decodes it back.
 fn encode_path(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_control() || !b.is_ascii() || matches!(b, b'%' | b'?' | b'#' | b' ') {
-            out.push_str(&format!("%{b:02X}"));
-        } else {
-            out.push(b as char);
-        }
-    }
-    out
+    use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+    /// Controls and non-ASCII are always encoded; these four would end or split the URL.
+    const PATH: &AsciiSet = &CONTROLS.add(b'%').add(b'?').add(b'#').add(b' ');
+    utf8_percent_encode(s, PATH).to_string()
 }
 
 fn migrator() -> Migrator {
@@ -155,6 +151,22 @@ fn migrator() -> Migrator {
     ])
 }
 
+/// A failure of the audit store, typed so that callers can tell a record the store refuses
+/// (dead-letter it) from a store that is down (spool and retry).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("audit_db: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Spool(String),
+    #[error("the audit store is disabled")]
+    Disabled,
+}
+
 /// The store connection. Created lazily: nothing is contacted until first use, so start-up
 /// does not fail when PostgreSQL is down.
 pub struct Db {
@@ -164,12 +176,14 @@ pub struct Db {
 }
 
 impl Db {
-    pub fn new(location: &AuditDbLocation, acquire_timeout: Duration) -> anyhow::Result<Db> {
+    pub fn new(location: &AuditDbLocation, acquire_timeout: Duration) -> Result<Db, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = location.backend();
-        let url = location.url()?;
+        let url = location
+            .url()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
         let options = sqlx::any::AnyConnectOptions::from_str(&url)
-            .map_err(|e| anyhow::anyhow!("audit_db: {e}"))?;
+            .map_err(|e| StoreError::Config(e.to_string()))?;
         let mut pool = AnyPoolOptions::new()
             .acquire_timeout(acquire_timeout)
             .max_connections(match backend {
@@ -200,7 +214,7 @@ impl Db {
 
     /// Connects and runs pending migrations (once), or probes. The probe is a write that
     /// changes nothing, so a SQLite file locked by another writer counts as unavailable.
-    pub async fn ensure_ready(&self) -> anyhow::Result<()> {
+    pub async fn ensure_ready(&self) -> Result<(), StoreError> {
         if self.is_migrated() {
             sqlx::query("DELETE FROM audit_calls WHERE call_id = ''")
                 .execute(&self.pool)
@@ -219,7 +233,7 @@ impl Db {
         records: &[&SpoolRecord],
         delivery: &str,
         stored_at_ms: i64,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), StoreError> {
         let [calls, orders, feedback] = rows_of(records, delivery, stored_at_ms);
         let mut tx = self.pool.begin().await?;
         let b = self.backend;
@@ -231,7 +245,7 @@ impl Db {
     }
 
     /// Deletes records received before `cutoff_ms`; returns (calls, orders, feedback) deleted.
-    pub async fn purge_before(&self, cutoff_ms: i64) -> anyhow::Result<(u64, u64, u64)> {
+    pub async fn purge_before(&self, cutoff_ms: i64) -> Result<(u64, u64, u64), StoreError> {
         let mut tx = self.pool.begin().await?;
         let orders = sqlx::query("DELETE FROM audit_orders WHERE received_at_ms < $1")
             .bind(cutoff_ms)
@@ -253,7 +267,7 @@ impl Db {
     }
 
     /// Number of rows in each table: (calls, orders, feedback).
-    pub async fn counts(&self) -> anyhow::Result<(i64, i64, i64)> {
+    pub async fn counts(&self) -> Result<(i64, i64, i64), StoreError> {
         let row: AnyRow = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM audit_calls), (SELECT COUNT(*) FROM audit_orders), \
              (SELECT COUNT(*) FROM audit_feedback)",
@@ -265,8 +279,8 @@ impl Db {
 
     /// True when `e` is a problem with the data of a record (constraint, value out of range),
     /// not with the store: retrying will not help, so the record goes to the dead-letter file.
-    pub fn is_record_error(&self, e: &anyhow::Error) -> bool {
-        let Some(sqlx::Error::Database(db)) = e.downcast_ref::<sqlx::Error>() else {
+    pub fn is_record_error(&self, e: &StoreError) -> bool {
+        let StoreError::Sql(sqlx::Error::Database(db)) = e else {
             return false;
         };
         let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
@@ -290,14 +304,6 @@ type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
-}
-
-/// One bound value of a multi-row insert.
-enum Val {
-    Text(Option<String>),
-    Int(i64),
-    OptInt(Option<i64>),
-    Float(f64),
 }
 
 const CALL_COLUMNS: &[&str] = &[
@@ -368,23 +374,23 @@ const FEEDBACK_COLUMNS: &[&str] = &[
     "stored_at_ms",
 ];
 
-fn t(s: &str) -> Val {
-    Val::Text(Some(s.to_owned()))
+fn t(s: &str) -> Bind {
+    Bind::Text(Some(s.to_owned()))
 }
 
-fn ot(s: &Option<String>) -> Val {
-    Val::Text(s.clone())
+fn ot(s: &Option<String>) -> Bind {
+    Bind::Text(s.clone())
 }
 
 /// Rows of all records of a batch, per table.
-fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<Vec<Val>>; 3] {
+fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<Vec<Bind>>; 3] {
     let (mut calls, mut orders, mut feedback) = (vec![], vec![], vec![]);
     for r in records {
         match r {
             SpoolRecord::Call(c) => {
                 calls.push(vec![
                     t(&c.call_id),
-                    Val::Int(c.received_at_ms),
+                    Bind::int(c.received_at_ms),
                     t(&c.service_id),
                     t(&c.hook),
                     t(&c.hook_instance),
@@ -394,24 +400,24 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
                     ot(&c.fhir_server),
                     t(&c.knowledge_version),
                     t(&c.guideline_id),
-                    Val::Float(c.latency_ms),
-                    Val::Int(c.orders.len() as i64),
-                    Val::Int(i64::from(c.pseudonymized)),
+                    Bind::Float(c.latency_ms),
+                    Bind::int(c.orders.len() as i64),
+                    Bind::int(i64::from(c.pseudonymized)),
                     t(delivery),
-                    Val::Int(stored_at_ms),
+                    Bind::int(stored_at_ms),
                 ]);
                 for o in &c.orders {
                     orders.push(vec![
                         t(&c.call_id),
-                        Val::Int(o.order_index),
-                        Val::Int(c.received_at_ms),
+                        Bind::int(o.order_index),
+                        Bind::int(c.received_at_ms),
                         t(&c.service_id),
                         t(&c.hook),
                         t(&c.hook_instance),
                         t(&c.user_id),
                         t(&o.order_ref),
                         t(&json_list(&o.order_codes)),
-                        Val::Int(i64::from(o.selected)),
+                        Bind::int(i64::from(o.selected)),
                         t(&o.outcome),
                         ot(&o.procedure_id),
                         ot(&o.procedure_name),
@@ -420,7 +426,7 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
                         ot(&o.matched_code),
                         t(&json_list(&o.candidate_variants)),
                         ot(&o.chosen_variant),
-                        Val::OptInt(o.rating),
+                        Bind::Int(o.rating),
                         ot(&o.category),
                         ot(&o.evidence),
                         ot(&o.pama_rating),
@@ -436,19 +442,19 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
             }
             SpoolRecord::Feedback(f) => feedback.push(vec![
                 t(&f.feedback_id),
-                Val::Int(f.received_at_ms),
+                Bind::int(f.received_at_ms),
                 t(&f.service_id),
                 t(&f.card_uuid),
                 t(&f.outcome),
-                Val::Int(f.outcome_at_ms),
+                Bind::int(f.outcome_at_ms),
                 t(&json_list(&f.accepted_suggestions)),
-                Val::Int(f.accepted_suggestions.len() as i64),
+                Bind::int(f.accepted_suggestions.len() as i64),
                 ot(&f.override_system),
                 ot(&f.override_code),
                 ot(&f.override_display),
                 ot(&f.user_comment),
                 t(delivery),
-                Val::Int(stored_at_ms),
+                Bind::int(stored_at_ms),
             ]),
         }
     }
@@ -465,13 +471,13 @@ async fn insert_rows(
     backend: Backend,
     table: &str,
     columns: &[&str],
-    rows: Vec<Vec<Val>>,
-) -> anyhow::Result<()> {
+    rows: Vec<Vec<Bind>>,
+) -> Result<(), StoreError> {
     let per_row = columns.len();
     let max_rows = (MAX_PARAMS / per_row).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<Vec<Val>> = rows.by_ref().take(max_rows).collect();
+        let chunk: Vec<Vec<Bind>> = rows.by_ref().take(max_rows).collect();
         let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
         let mut n = 0;
         for i in 0..chunk.len() {
@@ -497,16 +503,7 @@ async fn insert_rows(
         }
         sql.push_str(" ON CONFLICT DO NOTHING");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == 1);
-        for row in chunk {
-            for v in row {
-                q = match v {
-                    Val::Text(s) => q.bind(s),
-                    Val::Int(i) => q.bind(i),
-                    Val::OptInt(i) => q.bind(i),
-                    Val::Float(f) => q.bind(f),
-                };
-            }
-        }
+        q = bind_all(q, chunk.into_iter().flatten());
         q.execute(&mut **tx).await?;
     }
     Ok(())

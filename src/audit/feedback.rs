@@ -6,8 +6,12 @@
 //! `{ "id": string }`; `overridden` carries no `acceptedSuggestions`; `overrideReason` (only with
 //! `overridden`) is an object with a `reason` Coding (`system` and `code` strings, optional
 //! `display`) and/or a `userComment` string; `outcomeTimestamp` an RFC 3339 date-time (stored in
-//! UTC). Unknown members are ignored. One invalid entry rejects the whole request, and every
-//! problem is reported with its JSON path (`feedback[1].outcome`).
+//! UTC). Unknown members are ignored; a member given twice is refused. One invalid entry rejects
+//! the whole request, and every problem is reported with its JSON path (`feedback[1].outcome`).
+//!
+//! Parsing is typed serde with `serde_path_to_error`, as for hook calls: each entry is parsed on
+//! its own (so the problems of every entry are reported), then the rules between members
+//! (`outcome` against `acceptedSuggestions` / `overrideReason`) are checked.
 //!
 //! Identity: an entry's id is the SHA-256 of its canonical content (service, card, outcome, time,
 //! accepted suggestion ids, reason system and code, comment), so a repeated entry is stored once
@@ -15,7 +19,10 @@
 
 use super::pseudonym::hex;
 use super::records::{StoredFeedback, epoch_ms};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -37,95 +44,171 @@ fn problem(path: impl Into<String>, message: impl Into<String>) -> FeedbackProbl
     }
 }
 
-fn id_string(v: Option<&Value>, path: &str, errs: &mut Vec<FeedbackProblem>) -> Option<String> {
+/// The request body as sent: the entries are kept raw so that each is parsed on its own and
+/// a problem in one does not hide the problems of the others.
+#[derive(Deserialize)]
+struct RawRequest {
+    feedback: Option<Vec<Box<RawValue>>>,
+}
+
+/// One feedback entry (CDS Hooks 2.0 § Feedback). Every member is optional here so that a
+/// missing one is reported as "is required" with its path; unknown members are ignored. A
+/// member given twice is refused (serde's duplicate-field check), as for hook calls.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEntry {
+    card: Option<String>,
+    outcome: Option<String>,
+    accepted_suggestions: Option<Vec<RawSuggestion>>,
+    override_reason: Option<RawOverrideReason>,
+    outcome_timestamp: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawSuggestion {
+    id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawOverrideReason {
+    reason: Option<RawCoding>,
+    user_comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawCoding {
+    system: Option<String>,
+    code: Option<String>,
+    display: Option<String>,
+}
+
+/// Deserializes `text` as `T`, naming the JSON path of the first problem under `base`.
+fn parse_at<T: DeserializeOwned>(text: &str, base: &str) -> Result<T, FeedbackProblem> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = match (base, inner.as_str()) {
+            (b, "" | ".") => b.to_owned(),
+            ("", i) => i.to_owned(),
+            (b, i) if i.starts_with('[') => format!("{b}{i}"),
+            (b, i) => format!("{b}.{i}"),
+        };
+        let err = e.into_inner();
+        let message = if err.is_syntax() || err.is_eof() {
+            format!("request body is not valid JSON: {err}")
+        } else {
+            err.to_string()
+        };
+        problem(path, message)
+    })
+}
+
+/// A required identifier: present, non-empty, at most [`MAX_ID_LEN`] long.
+fn id_string(v: Option<String>, path: &str, errs: &mut Vec<FeedbackProblem>) -> Option<String> {
     match v {
-        None | Some(Value::Null) => {
+        None => {
             errs.push(problem(path, "is required"));
             None
         }
-        Some(Value::String(s)) if s.trim().is_empty() => {
+        Some(s) if s.trim().is_empty() => {
             errs.push(problem(path, "must not be empty"));
             None
         }
-        Some(Value::String(s)) if s.len() > MAX_ID_LEN => {
+        Some(s) if s.len() > MAX_ID_LEN => {
             errs.push(problem(
                 path,
                 format!("longer than {MAX_ID_LEN} characters"),
             ));
             None
         }
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            errs.push(problem(path, "must be a string"));
-            None
-        }
+        Some(s) => Some(s),
     }
 }
 
-/// Validates a feedback request body.
-pub fn parse_feedback(
-    body: &Value,
+/// Validates a feedback request body given as JSON text (the HTTP route). Duplicate members
+/// are refused; every problem is reported with its JSON path (`feedback[1].outcome`).
+pub fn parse_feedback_json(
+    body: &[u8],
     service_id: &str,
     received_at: OffsetDateTime,
 ) -> Result<Vec<StoredFeedback>, Vec<FeedbackProblem>> {
-    let Some(obj) = body.as_object() else {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| vec![problem("", "request body is not UTF-8 encoded JSON")])?;
+    if crate::limits::json_too_deep(body, crate::limits::MAX_JSON_DEPTH) {
+        return Err(vec![problem(
+            "",
+            format!(
+                "request body nests JSON deeper than {} levels",
+                crate::limits::MAX_JSON_DEPTH
+            ),
+        )]);
+    }
+    if !text.trim_start().starts_with('{') {
         return Err(vec![problem("", "the request must be a JSON object")]);
-    };
-    let entries = match obj.get("feedback") {
-        Some(Value::Array(a)) => a,
-        Some(_) => return Err(vec![problem("feedback", "must be an array")]),
-        None => return Err(vec![problem("feedback", "is required")]),
+    }
+    let raw: RawRequest = parse_at(text, "").map_err(|e| vec![e])?;
+    let Some(entries) = raw.feedback else {
+        return Err(vec![problem("feedback", "is required")]);
     };
     let mut errs = vec![];
     let mut out = vec![];
     for (i, e) in entries.iter().enumerate() {
-        if let Some(f) = parse_entry(
-            e,
-            &format!("feedback[{i}]"),
-            service_id,
-            received_at,
-            &mut errs,
-        ) {
-            out.push(f);
+        let path = format!("feedback[{i}]");
+        if e.get().trim_start().starts_with('{') {
+            match parse_at::<RawEntry>(e.get(), &path) {
+                Ok(entry) => {
+                    if let Some(f) =
+                        validate_entry(entry, &path, service_id, received_at, &mut errs)
+                    {
+                        out.push(f);
+                    }
+                }
+                Err(p) => errs.push(p),
+            }
+        } else {
+            errs.push(problem(path, "must be an object"));
         }
     }
     if errs.is_empty() { Ok(out) } else { Err(errs) }
 }
 
-fn parse_entry(
-    e: &Value,
+/// Validates a feedback request body already parsed (seeding, tests): the same rules as
+/// [`parse_feedback_json`].
+pub fn parse_feedback(
+    body: &Value,
+    service_id: &str,
+    received_at: OffsetDateTime,
+) -> Result<Vec<StoredFeedback>, Vec<FeedbackProblem>> {
+    parse_feedback_json(body.to_string().as_bytes(), service_id, received_at)
+}
+
+fn validate_entry(
+    e: RawEntry,
     path: &str,
     service_id: &str,
     received_at: OffsetDateTime,
     errs: &mut Vec<FeedbackProblem>,
 ) -> Option<StoredFeedback> {
-    let Some(e) = e.as_object() else {
-        errs.push(problem(path, "must be an object"));
-        return None;
-    };
     let before = errs.len();
-    let card = id_string(e.get("card"), &format!("{path}.card"), errs);
-    let outcome = match e.get("outcome") {
-        Some(Value::String(s)) if s == "accepted" || s == "overridden" => Some(s.clone()),
-        Some(Value::String(s)) => {
+    let card = id_string(e.card, &format!("{path}.card"), errs);
+    let outcome = match e.outcome {
+        Some(s) if s == "accepted" || s == "overridden" => Some(s),
+        Some(s) => {
             errs.push(problem(
                 format!("{path}.outcome"),
                 format!("must be \"accepted\" or \"overridden\", not {s:?}"),
             ));
             None
         }
-        None | Some(Value::Null) => {
+        None => {
             errs.push(problem(format!("{path}.outcome"), "is required"));
-            None
-        }
-        Some(_) => {
-            errs.push(problem(format!("{path}.outcome"), "must be a string"));
             None
         }
     };
     let mut accepted = vec![];
-    match e.get("acceptedSuggestions") {
-        None | Some(Value::Null) => {
+    match e.accepted_suggestions {
+        None => {
             if outcome.as_deref() == Some("accepted") {
                 errs.push(problem(
                     format!("{path}.acceptedSuggestions"),
@@ -133,7 +216,7 @@ fn parse_entry(
                 ));
             }
         }
-        Some(Value::Array(a)) => {
+        Some(a) => {
             if outcome.as_deref() == Some("overridden") {
                 errs.push(problem(
                     format!("{path}.acceptedSuggestions"),
@@ -145,76 +228,47 @@ fn parse_entry(
                     "must name at least one accepted suggestion",
                 ));
             }
-            for (j, s) in a.iter().enumerate() {
-                let sp = format!("{path}.acceptedSuggestions[{j}]");
-                match s.as_object() {
-                    Some(o) => {
-                        if let Some(id) = id_string(o.get("id"), &format!("{sp}.id"), errs) {
-                            accepted.push(id);
-                        }
-                    }
-                    None => errs.push(problem(sp, "must be an object with an id")),
+            for (j, s) in a.into_iter().enumerate() {
+                let sp = format!("{path}.acceptedSuggestions[{j}].id");
+                if let Some(id) = id_string(s.id, &sp, errs) {
+                    accepted.push(id);
                 }
             }
         }
-        Some(_) => errs.push(problem(
-            format!("{path}.acceptedSuggestions"),
-            "must be an array",
-        )),
     }
     let (mut system, mut code, mut display, mut comment) = (None, None, None, None);
-    match e.get("overrideReason") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(r)) => {
-            let rp = format!("{path}.overrideReason");
-            if outcome.as_deref() == Some("accepted") {
-                errs.push(problem(
-                    &rp,
-                    "is only allowed when outcome is \"overridden\"",
-                ));
-            }
-            match r.get("reason") {
-                None | Some(Value::Null) => {}
-                Some(Value::Object(c)) => {
-                    system = id_string(c.get("system"), &format!("{rp}.reason.system"), errs);
-                    code = id_string(c.get("code"), &format!("{rp}.reason.code"), errs);
-                    match c.get("display") {
-                        None | Some(Value::Null) => {}
-                        Some(Value::String(d)) if d.len() <= MAX_TEXT_LEN => {
-                            display = Some(d.clone())
-                        }
-                        Some(_) => {
-                            errs.push(problem(format!("{rp}.reason.display"), "must be a string"))
-                        }
-                    }
-                }
-                Some(_) => errs.push(problem(
-                    format!("{rp}.reason"),
-                    "must be a Coding object with system and code",
-                )),
-            }
-            match r.get("userComment") {
-                None | Some(Value::Null) => {}
-                Some(Value::String(c)) if c.len() > MAX_TEXT_LEN => errs.push(problem(
-                    format!("{rp}.userComment"),
+    if let Some(r) = e.override_reason {
+        let rp = format!("{path}.overrideReason");
+        if outcome.as_deref() == Some("accepted") {
+            errs.push(problem(
+                &rp,
+                "is only allowed when outcome is \"overridden\"",
+            ));
+        }
+        if r.reason.is_none() && r.user_comment.is_none() {
+            errs.push(problem(&rp, "needs a reason or a userComment"));
+        }
+        if let Some(c) = r.reason {
+            system = id_string(c.system, &format!("{rp}.reason.system"), errs);
+            code = id_string(c.code, &format!("{rp}.reason.code"), errs);
+            match c.display {
+                Some(d) if d.len() > MAX_TEXT_LEN => errs.push(problem(
+                    format!("{rp}.reason.display"),
                     format!("longer than {MAX_TEXT_LEN} characters"),
                 )),
-                Some(Value::String(c)) => comment = Some(c.clone()),
-                Some(_) => errs.push(problem(format!("{rp}.userComment"), "must be a string")),
-            }
-            let has_reason = !matches!(r.get("reason"), None | Some(Value::Null));
-            let has_comment = !matches!(r.get("userComment"), None | Some(Value::Null));
-            if !has_reason && !has_comment {
-                errs.push(problem(&rp, "needs a reason or a userComment"));
+                d => display = d,
             }
         }
-        Some(_) => errs.push(problem(
-            format!("{path}.overrideReason"),
-            "must be an object",
-        )),
+        match r.user_comment {
+            Some(c) if c.len() > MAX_TEXT_LEN => errs.push(problem(
+                format!("{rp}.userComment"),
+                format!("longer than {MAX_TEXT_LEN} characters"),
+            )),
+            c => comment = c,
+        }
     }
-    let outcome_at = match e.get("outcomeTimestamp") {
-        Some(Value::String(s)) => match OffsetDateTime::parse(s, &Rfc3339) {
+    let outcome_at = match e.outcome_timestamp {
+        Some(s) => match OffsetDateTime::parse(&s, &Rfc3339) {
             Ok(t) => Some(t),
             Err(_) => {
                 errs.push(problem(
@@ -224,15 +278,8 @@ fn parse_entry(
                 None
             }
         },
-        None | Some(Value::Null) => {
+        None => {
             errs.push(problem(format!("{path}.outcomeTimestamp"), "is required"));
-            None
-        }
-        Some(_) => {
-            errs.push(problem(
-                format!("{path}.outcomeTimestamp"),
-                "must be a string",
-            ));
             None
         }
     };
@@ -355,5 +402,60 @@ mod tests {
             parse_feedback(&json!({"feedback": []}), "s", now()).unwrap(),
             vec![]
         );
+    }
+
+    #[test]
+    fn type_errors_name_the_json_path() {
+        let body = br#"{"feedback": [
+            {"card": "c", "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"},
+            {"card": "c", "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z",
+             "overrideReason": {"reason": {"system": "s", "code": 7}}},
+            {"card": "c", "outcome": "accepted", "outcomeTimestamp": "2020-12-11T00:00:00Z",
+             "acceptedSuggestions": [{"id": "s1"}, "s2"]}
+        ]}"#;
+        let errs = parse_feedback_json(body, "svc", now()).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "feedback[1].overrideReason.reason.code",
+                "feedback[2].acceptedSuggestions[1]",
+            ]
+        );
+        assert!(errs[0].message.contains("invalid type"), "{:?}", errs[0]);
+    }
+
+    #[test]
+    fn duplicate_members_are_refused() {
+        let dup_card = br#"{"feedback": [{"card": "c1", "card": "c2", "outcome": "overridden",
+            "outcomeTimestamp": "2020-12-11T00:00:00Z"}]}"#;
+        let errs = parse_feedback_json(dup_card, "svc", now()).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].path.starts_with("feedback[0]"), "{errs:?}");
+        assert!(
+            errs[0].message.contains("duplicate field `card`"),
+            "{errs:?}"
+        );
+
+        let dup_list = br#"{"feedback": [], "feedback": [{"card": "c1", "outcome": "overridden",
+            "outcomeTimestamp": "2020-12-11T00:00:00Z"}]}"#;
+        let errs = parse_feedback_json(dup_list, "svc", now()).unwrap_err();
+        assert!(
+            errs[0].message.contains("duplicate field `feedback`"),
+            "{errs:?}"
+        );
+
+        // The same entry without the repetition is valid.
+        let ok = br#"{"feedback": [{"card": "c1", "outcome": "overridden",
+            "outcomeTimestamp": "2020-12-11T00:00:00Z"}]}"#;
+        assert_eq!(parse_feedback_json(ok, "svc", now()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn syntax_errors_and_non_objects_are_problems() {
+        let errs = parse_feedback_json(b"{\"feedback\": [", "svc", now()).unwrap_err();
+        assert!(errs[0].message.contains("not valid JSON"), "{errs:?}");
+        let errs = parse_feedback_json(b"[]", "svc", now()).unwrap_err();
+        assert_eq!(errs[0].path, "");
     }
 }

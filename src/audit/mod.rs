@@ -21,13 +21,15 @@ pub mod query;
 pub mod records;
 pub mod seed;
 pub mod spool;
+mod sql;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod writer;
 
 pub use records::{HookCallRecord, SpoolRecord, StoredCall, StoredFeedback, StoredOrder};
 
-use crate::configuration::Settings;
-use db::{AuditDbLocation, Db};
+use crate::configuration::{Secret, Settings};
+use db::{AuditDbLocation, Db, StoreError};
 use pseudonym::Pseudonymizer;
 use spool::Spool;
 use std::sync::atomic::Ordering;
@@ -188,15 +190,14 @@ impl AuditStore {
     /// Opens the store named by `audit_db` and the spool in `audit_spool_dir`, runs migrations
     /// and starts the writer. Fails on an invalid `audit_db` or an unusable spool directory;
     /// an unreachable store is not an error (records are spooled until it is back).
-    pub async fn open(settings: &Settings) -> anyhow::Result<AuditStore> {
-        let location = AuditDbLocation::parse(&settings.audit_db)
-            .map_err(|e| anyhow::anyhow!("audit_db: {e}"))?;
+    pub async fn open(settings: &Settings) -> Result<AuditStore, StoreError> {
+        let location = AuditDbLocation::parse(&settings.audit_db).map_err(StoreError::Config)?;
         let write_timeout = Duration::from_millis(settings.audit_write_timeout_ms);
         let spool = Spool::open(&settings.audit_spool_dir).map_err(|e| {
-            anyhow::anyhow!(
+            StoreError::Spool(format!(
                 "audit spool directory {}: {e}",
                 settings.audit_spool_dir.display()
-            )
+            ))
         })?;
         let backlog = spool.backlog();
         let db = Arc::new(Db::new(&location, write_timeout)?);
@@ -244,7 +245,9 @@ impl AuditStore {
                 tx,
                 db: Some(db),
                 counters,
-                pseudonymizer: Pseudonymizer::new(settings.audit_pseudonym_key.as_deref()),
+                pseudonymizer: Pseudonymizer::new(
+                    settings.audit_pseudonym_key.as_ref().map(Secret::expose),
+                ),
                 location,
                 retention_days: settings.audit_retention_days,
                 writer: Mutex::new(Some(handle)),
@@ -376,7 +379,7 @@ impl AuditStore {
     }
 
     /// Deletes records older than `audit_retention_days` (no-op when 0).
-    pub async fn purge_expired(&self) -> anyhow::Result<(u64, u64, u64)> {
+    pub async fn purge_expired(&self) -> Result<(u64, u64, u64), StoreError> {
         if self.inner.retention_days == 0 {
             return Ok((0, 0, 0));
         }
@@ -389,10 +392,8 @@ impl AuditStore {
     pub async fn purge_before(
         &self,
         cutoff: time::OffsetDateTime,
-    ) -> anyhow::Result<(u64, u64, u64)> {
-        let db = self
-            .db()
-            .ok_or_else(|| anyhow::anyhow!("the audit store is disabled"))?;
+    ) -> Result<(u64, u64, u64), StoreError> {
+        let db = self.db().ok_or(StoreError::Disabled)?;
         let counts = db.purge_before(records::epoch_ms(cutoff)).await?;
         tracing::info!(
             calls = counts.0,

@@ -233,23 +233,13 @@ impl Writer {
     /// Appends to the spool (fsync); keeps the records in memory when even that fails.
     async fn spool_records(&mut self, records: Vec<SpoolRecord>) -> Delivery {
         let n = records.len() as u64;
-        let spool = self.spool.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&SpoolRecord> = records.iter().collect();
-            let r = spool
-                .lock()
-                .map_err(|_| std::io::Error::other("spool lock poisoned"))
-                .and_then(|mut s| s.append(&refs));
-            (r, records)
-        })
-        .await;
-        match result {
-            Ok((Ok(()), _)) => {
+        match append_to_spool(&self.spool, records).await {
+            Ok(()) => {
                 self.counters.spooled.fetch_add(n, Ordering::Relaxed);
                 self.publish_backlog();
                 Delivery::Spooled
             }
-            Ok((Err(e), records)) => {
+            Err((e, Some(records))) => {
                 tracing::error!(records = n, error = %e, "audit spool write failed; records kept in memory only");
                 self.counters.volatile.fetch_add(n, Ordering::Relaxed);
                 self.counters
@@ -258,7 +248,7 @@ impl Writer {
                 self.memory.extend(records);
                 Delivery::Volatile
             }
-            Err(e) => {
+            Err((e, None)) => {
                 tracing::error!(records = n, error = %e, "audit spool task failed");
                 self.counters.volatile.fetch_add(n, Ordering::Relaxed);
                 Delivery::Volatile
@@ -272,25 +262,15 @@ impl Writer {
         if !self.memory.is_empty() {
             let records = std::mem::take(&mut self.memory);
             let n = records.len() as u64;
-            let spool = self.spool.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let refs: Vec<&SpoolRecord> = records.iter().collect();
-                let r = spool
-                    .lock()
-                    .map_err(|_| std::io::Error::other("spool lock poisoned"))
-                    .and_then(|mut s| s.append(&refs));
-                (r, records)
-            })
-            .await;
-            match result {
-                Ok((Ok(()), _)) => {
+            match append_to_spool(&self.spool, records).await {
+                Ok(()) => {
                     self.counters
                         .volatile_pending
                         .fetch_sub(n, Ordering::Relaxed);
                     self.publish_backlog();
                 }
-                Ok((Err(_), records)) => self.memory = records,
-                Err(_) => {}
+                Err((_, Some(records))) => self.memory = records,
+                Err((_, None)) => {}
             }
         }
         if !self.store_up {
@@ -441,5 +421,29 @@ impl Writer {
             self.drain_step().await;
         }
         self.backlog() == 0 && self.memory.is_empty()
+    }
+}
+
+/// The one spool append: locks the spool and appends (with fsync) on a blocking thread. On a
+/// write failure the records come back for the caller to keep in memory; `None` when the
+/// blocking task itself failed and took them with it.
+async fn append_to_spool(
+    spool: &Arc<Mutex<Spool>>,
+    records: Vec<SpoolRecord>,
+) -> Result<(), (String, Option<Vec<SpoolRecord>>)> {
+    let spool = spool.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&SpoolRecord> = records.iter().collect();
+        let r = spool
+            .lock()
+            .map_err(|_| std::io::Error::other("spool lock poisoned"))
+            .and_then(|mut s| s.append(&refs));
+        (r, records)
+    })
+    .await;
+    match result {
+        Ok((Ok(()), _)) => Ok(()),
+        Ok((Err(e), records)) => Err((e.to_string(), Some(records))),
+        Err(e) => Err((e.to_string(), None)),
     }
 }

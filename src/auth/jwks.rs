@@ -7,7 +7,8 @@
 //! server. When a refresh fails the previous set stays in use.
 
 use super::AuthFailure;
-use crate::trust::{MAX_JWKS_BYTES, outbound_client, read_limited};
+use crate::outbound;
+use crate::trust::MAX_JWKS_BYTES;
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use std::collections::HashMap;
@@ -131,7 +132,6 @@ pub struct RemoteJwks {
     cached: RwLock<Option<Cached>>,
     last_attempt: Mutex<Option<Instant>>,
     fetch_lock: tokio::sync::Mutex<()>,
-    fetches: std::sync::atomic::AtomicU64,
 }
 
 impl RemoteJwks {
@@ -144,22 +144,16 @@ impl RemoteJwks {
             cached: RwLock::new(None),
             last_attempt: Mutex::new(None),
             fetch_lock: tokio::sync::Mutex::new(()),
-            fetches: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Builds the default outbound client for key fetching.
     pub fn default_client(options: &JwksOptions) -> Result<reqwest::Client, String> {
-        outbound_client(options.timeout).map_err(|e| format!("HTTP client: {e}"))
+        outbound::client(options.timeout).map_err(|e| format!("HTTP client: {e}"))
     }
 
     pub fn url(&self) -> &Url {
         &self.url
-    }
-
-    /// How many fetches were attempted (for tests and metrics).
-    pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn snapshot(&self) -> Option<(Arc<KeySet>, bool)> {
@@ -199,8 +193,6 @@ impl RemoteJwks {
                 None => Err(AuthFailure::KeysUnavailable),
             };
         }
-        self.fetches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.fetch().await {
             Ok(set) => {
                 let set = Arc::new(set);
@@ -235,7 +227,9 @@ impl RemoteJwks {
         if !resp.status().is_success() {
             return Err(format!("HTTP status {}", resp.status().as_u16()));
         }
-        let body = read_limited(resp, self.options.max_bytes).await?;
+        let body = outbound::read_limited(resp, self.options.max_bytes)
+            .await
+            .map_err(|e| e.to_string())?;
         KeySet::parse(&body)
     }
 }

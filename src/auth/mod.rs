@@ -224,7 +224,7 @@ pub struct AuthOptions {
     pub clock_skew_secs: i64,
     pub max_token_lifetime_secs: i64,
     pub replay_max_entries: usize,
-    /// Outbound client for key fetching; `None` builds [`crate::trust::outbound_client`].
+    /// Outbound client for key fetching; `None` builds [`crate::outbound::client`].
     pub http_client: Option<reqwest::Client>,
 }
 

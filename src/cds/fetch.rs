@@ -6,6 +6,8 @@
 //! redirect could lead the token to another host). The token is never logged.
 
 use crate::configuration::Settings;
+use crate::outbound::{self, ReadError};
+use crate::trust::is_under;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -81,12 +83,7 @@ impl FetchError {
 
 impl FhirClient {
     pub fn new(settings: &Settings) -> anyhow::Result<FhirClient> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_millis(settings.fhir_timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.fhir_timeout_ms))
-            .user_agent(concat!("vcf-cds/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = outbound::client(Duration::from_millis(settings.fhir_timeout_ms))?;
         Ok(FhirClient {
             http,
             max_pages: settings.fhir_max_pages.max(1),
@@ -117,7 +114,7 @@ impl FhirClient {
         deadline: Instant,
     ) -> Result<Fetched, FetchError> {
         let url = Url::parse(next).map_err(|e| FetchError::Invalid(e.to_string()))?;
-        if !under_base(&target.base, &url) {
+        if !is_under(&target.base, &url) {
             return Ok(Fetched::Resources {
                 resources: vec![],
                 truncated: true,
@@ -174,7 +171,7 @@ impl FhirClient {
                     next = bundle
                         .next_link()
                         .and_then(|n| Url::parse(n).ok())
-                        .filter(|n| under_base(&target.base, n));
+                        .filter(|n| is_under(&target.base, n));
                     if bundle.next_link().is_some() && next.is_none() {
                         return Ok(Fetched::Resources {
                             resources,
@@ -218,25 +215,13 @@ impl FhirClient {
             return Ok(None);
         }
         let is_error = !status.is_success();
-        if let Some(len) = resp.content_length()
-            && len as usize > self.max_bytes
-        {
-            return Err(FetchError::TooLarge(self.max_bytes));
-        }
-        let mut body = Vec::new();
-        let mut resp = resp;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| {
-            if e.is_timeout() {
-                FetchError::Timeout
-            } else {
-                FetchError::Connect(e.without_url().to_string())
-            }
-        })? {
-            if body.len() + chunk.len() > self.max_bytes {
-                return Err(FetchError::TooLarge(self.max_bytes));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = outbound::read_limited(resp, self.max_bytes)
+            .await
+            .map_err(|e| match e {
+                ReadError::TooLarge(n) => FetchError::TooLarge(n),
+                ReadError::Timeout => FetchError::Timeout,
+                ReadError::Transport(e) => FetchError::Connect(e),
+            })?;
         if is_error {
             // An error answer may still be an OperationOutcome worth reporting.
             if let Ok(text) = std::str::from_utf8(&body)
@@ -248,16 +233,6 @@ impl FhirClient {
         }
         Ok(Some(body))
     }
-}
-
-/// True when `url` is the same origin as `base` and its path lies under `base`'s path.
-pub fn under_base(base: &Url, url: &Url) -> bool {
-    base.scheme() == url.scheme()
-        && base.host_str() == url.host_str()
-        && base.port_or_known_default() == url.port_or_known_default()
-        && url.username().is_empty()
-        && url.password().is_none()
-        && url.path().starts_with(base.path())
 }
 
 /// Normalizes a FHIR base URL so that relative templates resolve under it.
@@ -290,7 +265,7 @@ mod tests {
         let base = normalize_base(&Url::parse("https://fhir.example.org/r4").unwrap());
         assert_eq!(base.as_str(), "https://fhir.example.org/r4/");
         let ok = Url::parse("https://fhir.example.org/r4/Condition?page=2").unwrap();
-        assert!(under_base(&base, &ok));
+        assert!(is_under(&base, &ok));
         for bad in [
             "https://fhir.example.org/r5/Condition",
             "https://evil.example.org/r4/Condition",
@@ -298,7 +273,7 @@ mod tests {
             "https://fhir.example.org:8443/r4/Condition",
             "https://user@fhir.example.org/r4/Condition",
         ] {
-            assert!(!under_base(&base, &Url::parse(bad).unwrap()), "{bad}");
+            assert!(!is_under(&base, &Url::parse(bad).unwrap()), "{bad}");
         }
         assert_eq!(
             base.join("Condition?patient=p1").unwrap().as_str(),

@@ -5,12 +5,10 @@ use crate::auth::VerifiedClient;
 use crate::cds::discovery::ServiceDef;
 use crate::cds::prefetch;
 use crate::cds::request::{self, HookRequest};
-use crate::configuration::Settings;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use std::time::Duration;
 use tracing::Instrument;
-use url::Url;
 use vcf_engine::evaluate::{Evaluation, EvaluationRequest, PatientRecord};
 
 /// The outcome of a successful call.
@@ -19,12 +17,6 @@ pub struct Processed {
     pub evaluation: Evaluation,
     /// The response body.
     pub body: serde_json::Value,
-}
-
-/// Whether the service may fetch from `fhir_server` for an unauthenticated caller (the CLI,
-/// the open loopback mode): see [`crate::trust::check_fhir_server`].
-pub fn default_trust(settings: &Settings, fhir_server: &str) -> Result<Url, String> {
-    crate::trust::check_fhir_server(settings, &VerifiedClient::Anonymous, fhir_server)
 }
 
 /// Runs one hook call for `service`.

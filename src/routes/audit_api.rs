@@ -18,24 +18,33 @@
 //! `rating` (1-9), `category`, `pama`, `user` (pseudonym or raw id), `outcome`, `feedback`
 //! (accepted|overridden|any|none), `hook_instance`, `call`, `card`, `delivery`
 //! (committed|spooled). Unknown parameters are rejected (400 naming the parameter).
+//!
+//! A failed query is never shown as figures: 503 OperationOutcome when the store cannot be
+//! reached, 500 OperationOutcome when it failed the query.
 
-use crate::audit::query::{self, Bucket, FeedbackFilters, Filters, Page};
+use crate::audit::query::{self, Bucket, FeedbackFilters, Filters, Page, QueryError};
 use crate::audit::{AuditStore, db::Db};
 use crate::error::{ApiError, IssueType};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 const REALM: &str = "Bearer realm=\"vcf-cds audit\"";
 
 /// 404 when the audit API and dashboard are off (no `admin_token`).
 pub fn check_admin_configured(state: &AppState) -> Result<&str, ApiError> {
-    state.settings.admin_token.as_deref().ok_or_else(|| {
-        ApiError::not_found("the audit API and dashboard are off (no admin_token configured)")
-    })
+    state
+        .settings
+        .admin_token
+        .as_ref()
+        .map(crate::configuration::Secret::expose)
+        .ok_or_else(|| {
+            ApiError::not_found("the audit API and dashboard are off (no admin_token configured)")
+        })
 }
 
 /// 404 when the audit API is off, 401 without the right bearer token.
@@ -63,11 +72,7 @@ pub fn check_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> 
     // Compare digests so the comparison takes the same time whatever the token.
     let a = Sha256::digest(token.as_bytes());
     let b = Sha256::digest(expected.as_bytes());
-    let diff = a
-        .iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    if diff != 0 {
+    if !bool::from(a.ct_eq(&b)) {
         return Err(unauthorized(
             "invalid admin token",
             format!("{REALM}, error=\"invalid_token\""),
@@ -87,8 +92,19 @@ fn bad_param((name, msg): query::ParamError) -> ApiError {
     ApiError::bad_request(name, msg)
 }
 
-fn unavailable(e: anyhow::Error) -> ApiError {
-    tracing::warn!(error = %e, "audit query failed");
+/// A failed audit query is an error answer, never figures made up from it: 503 when the store
+/// cannot be reached (try again later), 500 when it failed the query.
+fn query_failed(e: QueryError) -> ApiError {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "audit store unavailable");
+        unavailable()
+    } else {
+        tracing::error!(error = %e, "audit query failed");
+        ApiError::internal("the audit store failed to answer the query")
+    }
+}
+
+fn unavailable() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         IssueType::Transient,
@@ -97,9 +113,10 @@ fn unavailable(e: anyhow::Error) -> ApiError {
 }
 
 fn store_db(store: &AuditStore) -> Result<&Db, ApiError> {
-    store
-        .db()
-        .ok_or_else(|| unavailable(anyhow::anyhow!("audit store disabled")))
+    store.db().ok_or_else(|| {
+        tracing::warn!("audit query on a disabled audit store");
+        unavailable()
+    })
 }
 
 fn json_response(v: &serde_json::Value) -> HttpResponse {
@@ -135,7 +152,7 @@ pub async fn evaluations(
     let db = store_db(&state.audit)?;
     let (total, items) = query::list_evaluations(db, &filters, page)
         .await
-        .map_err(unavailable)?;
+        .map_err(query_failed)?;
     Ok(json_response(&json!({
         "total": total,
         "limit": page.limit,
@@ -298,7 +315,7 @@ pub async fn summary(
     let db = store_db(&state.audit)?;
     let mut s = query::summary(db, &filters, bucket)
         .await
-        .map_err(unavailable)?;
+        .map_err(query_failed)?;
     s["audit"] = serde_json::to_value(state.audit.metrics()).unwrap_or_default();
     s["pseudonymized"] = json!(state.audit.pseudonymizer().enabled());
     Ok(json_response(&s))
@@ -316,7 +333,7 @@ pub async fn feedback(
     let db = store_db(&state.audit)?;
     let (total, items) = query::list_feedback(db, &filters, page)
         .await
-        .map_err(unavailable)?;
+        .map_err(query_failed)?;
     Ok(json_response(&json!({
         "total": total,
         "limit": page.limit,

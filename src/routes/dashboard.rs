@@ -6,7 +6,7 @@
 //! (`/audit/?variant=V1&from=2026-11-01`), so a view can be bookmarked or shared.
 
 use crate::routes::audit_api::check_admin_configured;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 

@@ -1,6 +1,6 @@
 //! `GET /cds-services`.
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 
 pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {

@@ -9,10 +9,10 @@
 //! instance with its own store); the dashboard and `GET /audit/api/feedback?linked=false` show
 //! such entries.
 
-use crate::audit::feedback::parse_feedback;
+use crate::audit::feedback::parse_feedback_json;
 use crate::error::{ApiError, Issue, IssueType};
 use crate::routes::body;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -25,25 +25,24 @@ pub async fn feedback(
     let id = path.into_inner();
     let service = crate::routes::service_or_404(&id)?;
     let bytes = body::read_json(&req, payload, state.settings.max_body_bytes).await?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("", format!("request body is not valid JSON: {e}")))?;
     let received_at = time::OffsetDateTime::now_utc();
-    let entries = parse_feedback(&value, service.id, received_at).map_err(|problems| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        issues: problems
-            .into_iter()
-            .map(|p| Issue {
-                code: IssueType::Invalid,
-                diagnostics: if p.path.is_empty() {
-                    p.message
-                } else {
-                    format!("{}: {}", p.path, p.message)
-                },
-                expression: (!p.path.is_empty()).then_some(p.path),
-            })
-            .collect(),
-        www_authenticate: None,
-    })?;
+    let entries =
+        parse_feedback_json(&bytes, service.id, received_at).map_err(|problems| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            issues: problems
+                .into_iter()
+                .map(|p| Issue {
+                    code: IssueType::Invalid,
+                    diagnostics: if p.path.is_empty() {
+                        p.message
+                    } else {
+                        format!("{}: {}", p.path, p.message)
+                    },
+                    expression: (!p.path.is_empty()).then_some(p.path),
+                })
+                .collect(),
+            www_authenticate: None,
+        })?;
     let n = entries.len();
     let delivery = state.audit.record_feedback(entries).await;
     tracing::info!(

@@ -5,7 +5,7 @@ use crate::auth::VerifiedClient;
 use crate::cds::pipeline;
 use crate::error::ApiError;
 use crate::routes::body;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 pub async fn call_service(

@@ -347,3 +347,33 @@ async fn hook_calls_and_feedback_end_to_end() {
         .unwrap();
     assert_eq!(csv.lines().count(), files.len() + 1);
 }
+
+/// A store that fails a query answers 500 with an OperationOutcome: never a summary of zeros,
+/// never an empty list (issue 13: errors stay errors).
+#[tokio::test]
+async fn a_failing_store_answers_500_not_zeros() {
+    let app = spawn_seeded(Some(generated(20)), |_| {}).await;
+    assert_eq!(app.admin_get("/audit/api/summary").await.status(), 200);
+    // Break the store under the running server: the feedback table disappears.
+    let db = app._dir.path().join("audit.sqlite");
+    sqlx::any::install_default_drivers();
+    let mut conn =
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open the test store");
+    sqlx::Executor::execute(&mut conn, "DROP TABLE audit_feedback")
+        .await
+        .expect("drop a table");
+    let _ = sqlx::Connection::close(conn).await;
+    for path in [
+        "/audit/api/summary",
+        "/audit/api/feedback",
+        "/audit/api/evaluations",
+    ] {
+        let r = app.admin_get(path).await;
+        let body = assert_outcome(r, 500).await;
+        let text = body.to_string();
+        assert!(!text.contains("\"orders\""), "{path}: {text}");
+        assert!(text.contains("audit store"), "{path}: {text}");
+    }
+}

@@ -60,10 +60,13 @@ fn engine_corpus() {
         .enable_time()
         .build()
         .unwrap();
-    let state = vcf_cds::startup::AppState::new(vcf_cds::configuration::Settings {
-        listen: "192.0.2.1:8080".into(),
-        ..Default::default()
-    })
+    let state = vcf_cds::state::AppState::new(
+        vcf_cds::configuration::Settings {
+            listen: "192.0.2.1:8080".into(),
+            ..Default::default()
+        },
+        vcf_cds::audit::AuditStore::disabled(),
+    )
     .unwrap();
     for (name, data) in corpus("engine") {
         for service in vcf_cds::cds::discovery::SERVICES {

@@ -5,10 +5,10 @@
 //! procedure (modality + contrast); the region is kept to build alternatives for the same
 //! region.
 
-use crate::evaluate::RecognizedProcedure;
 use crate::fhir::ServiceRequest;
 use crate::index::Engine;
 use crate::knowledge::Region;
+use crate::types::RecognizedProcedure;
 
 /// A recognised order, by procedure index.
 #[derive(Debug, Clone, PartialEq)]

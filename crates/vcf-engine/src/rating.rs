@@ -2,8 +2,8 @@
 //! sent it, with the Argonaut PAMA rating extensions added and nothing else changed.
 
 use crate::cds::{Action, ActionType};
-use crate::evaluate::{DraftOrder, Options, PamaRating};
 use crate::knowledge::{Guideline, RatingRow};
+use crate::types::{DraftOrder, Options, PamaRating};
 use serde_json::{Map, Value, json};
 
 pub const PAMA_RATING_URL: &str = "http://fhir.org/argonaut/Extension/pama-rating";

@@ -1,4 +1,5 @@
-//! The guideline as data: loading, validation and look-ups.
+//! The guideline as data: parsing, validation and look-ups. The engine receives the knowledge
+//! *text*; reading a replacement file from disk is the shell's job (`src/knowledge_source.rs`).
 
 pub mod model;
 pub mod validate;
@@ -8,11 +9,6 @@ pub use validate::{KnowledgeSummary, summary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KnowledgeError {
-    #[error("cannot read knowledge file {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
     #[error("knowledge file is not valid TOML for the schema: {0}")]
     Parse(String),
     #[error("knowledge file failed validation:\n  - {}", .0.join("\n  - "))]
@@ -41,15 +37,6 @@ pub fn load_str(text: &str) -> Result<Knowledge, KnowledgeError> {
 /// Loads and validates the compiled-in knowledge.
 pub fn load_default() -> Result<Knowledge, KnowledgeError> {
     load_str(DEFAULT_KNOWLEDGE)
-}
-
-/// Loads and validates a replacement knowledge file.
-pub fn load_file(path: &std::path::Path) -> Result<Knowledge, KnowledgeError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KnowledgeError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    load_str(&text)
 }
 
 /// Every problem found in `kb` (empty when valid); see [`validate::validate`] for the rules.

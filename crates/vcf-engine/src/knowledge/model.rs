@@ -7,7 +7,7 @@
 //!
 //! The Rust side knows only the *names* of facts (see [`Fact`]) and of value sets
 //! ([`REQUIRED_VALUE_SETS`]); how a fact is derived from coded data (7th characters, dates,
-//! statuses) is engine code in `facts.rs`.
+//! statuses) is engine code in `facts/`.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -348,7 +348,7 @@ impl Category {
     }
 }
 
-/// Names of the patient facts a variant can be defined by. Derivation lives in `facts.rs`.
+/// Names of the patient facts a variant can be defined by. Derivation lives in `facts/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fact {

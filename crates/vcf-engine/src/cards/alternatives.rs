@@ -1,0 +1,204 @@
+//! Which procedures a card may suggest instead of the order, best first, and which of them must
+//! be withheld for this patient's safety.
+
+use crate::classify::Classification;
+use crate::facts::PatientFacts;
+use crate::index::Engine;
+use crate::knowledge::{Category, Procedure, RatingRow, Region, Safety};
+
+/// An alternative procedure worth suggesting.
+#[derive(Debug, Clone)]
+pub struct Alternative {
+    pub procedure: usize,
+    /// Lowest rating over the candidate variants.
+    pub rating: u8,
+    pub category: Category,
+    pub evidence: String,
+}
+
+/// Which variants an alternative must be rated in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AltScope {
+    /// A rated order: Usually appropriate and rated strictly higher than the order in the chosen
+    /// candidate (index into `Classification::candidates`), and never rated lower than the
+    /// order in another candidate.
+    Chosen(usize),
+    /// An ambiguous order: Usually appropriate and strictly higher than the order in every
+    /// candidate.
+    All,
+}
+
+/// Alternatives worth suggesting, best first (ties: lower radiation first for children, ACR
+/// table order otherwise).
+pub fn alternatives(
+    engine: &Engine,
+    class: &Classification,
+    ordered: usize,
+    scope: AltScope,
+    facts: &PatientFacts,
+    region: Region,
+) -> Vec<Alternative> {
+    let kb = engine.knowledge();
+    let table_variant = match scope {
+        AltScope::Chosen(i) => class.candidates[i].variant,
+        AltScope::All => class.candidates[0].variant,
+    };
+    let mut out: Vec<(Alternative, usize)> = Vec::new();
+    for (pos, row) in kb.variants[table_variant].ratings.iter().enumerate() {
+        let Some(q) = engine.procedure_index(&row.procedure) else {
+            continue;
+        };
+        if q == ordered {
+            continue;
+        }
+        let mut shown: Option<&RatingRow> = None;
+        let ok = class.candidates.iter().enumerate().all(|(i, c)| {
+            let strict = match scope {
+                AltScope::Chosen(k) => k == i,
+                AltScope::All => true,
+            };
+            let alt = engine.rating(c.variant, q);
+            let ord = engine.rating(c.variant, ordered);
+            if !strict {
+                // Other candidates: never lower than the order where both are rated.
+                return match (alt, ord) {
+                    (Some(a), Some(o)) => a.rating >= o.rating,
+                    _ => true,
+                };
+            }
+            let Some(alt) = alt else {
+                return false;
+            };
+            if alt.category.normalized() != Category::UsuallyAppropriate {
+                return false;
+            }
+            if let Some(o) = ord
+                && alt.rating <= o.rating
+            {
+                return false;
+            }
+            if shown.is_none_or(|m| alt.rating < m.rating) {
+                shown = Some(alt);
+            }
+            true
+        });
+        if let (true, Some(m)) = (ok, shown) {
+            out.push((
+                Alternative {
+                    procedure: q,
+                    rating: m.rating,
+                    category: m.category,
+                    evidence: m.evidence.clone(),
+                },
+                pos,
+            ));
+        }
+    }
+    let rrl = |q: usize| {
+        engine
+            .radiation_level(q, region, true)
+            .map_or(u16::MAX, u16::from)
+    };
+    out.sort_by(|(a, pa), (b, pb)| {
+        b.rating
+            .cmp(&a.rating)
+            .then_with(|| {
+                if facts.pediatric {
+                    rrl(a.procedure).cmp(&rrl(b.procedure))
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .then(pa.cmp(pb))
+    });
+    out.into_iter().map(|(a, _)| a).collect()
+}
+
+/// Why an alternative must not be suggested to this patient, if it must not.
+pub fn safety_block(engine: &Engine, p: &Procedure, facts: &PatientFacts) -> Option<String> {
+    let policy = &engine.knowledge().policy;
+    for s in &p.safety {
+        match s {
+            Safety::MriSafe => {
+                if let Some(e) = &facts.mri_unsafe_device {
+                    return Some(format!(
+                        "implanted device on record that may make MRI unsafe ({}); confirm its MR status",
+                        e.describe()
+                    ));
+                }
+            }
+            Safety::Gadolinium | Safety::IodinatedContrast => {
+                if let Some((v, e)) = &facts.egfr
+                    && *v < policy.egfr_contrast_threshold
+                {
+                    return Some(format!(
+                        "latest eGFR {v} is below {} mL/min/1.73m2 ({})",
+                        policy.egfr_contrast_threshold,
+                        e.describe()
+                    ));
+                }
+                if let Some(e) = &facts.renal_contrast_risk {
+                    return Some(format!(
+                        "severe kidney disease or dialysis on record ({})",
+                        e.describe()
+                    ));
+                }
+                if *s == Safety::IodinatedContrast
+                    && let Some(e) = &facts.contrast_allergy
+                {
+                    return Some(format!("contrast allergy on record ({})", e.describe()));
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safety_blocks_by_contrast_kind() {
+        let e = crate::index::test_kb::engine();
+        let ev = |code: &str| crate::facts::Evidence {
+            source: "Condition/x".into(),
+            code: code.into(),
+            display: None,
+            detail: None,
+            assumption: None,
+        };
+        let proc_ = |id: &str| &e.knowledge().procedures[e.procedure_index(id).unwrap()];
+        let mut f = PatientFacts::unknown();
+        f.contrast_allergy = Some(ev("Z91.041"));
+        // Iodinated contrast is withheld for the (iodinated) contrast allergy, gadolinium is not.
+        assert!(
+            safety_block(&e, proc_("CT_SPINE_W"), &f)
+                .unwrap()
+                .contains("Z91.041")
+        );
+        assert!(safety_block(&e, proc_("MRI_SPINE_W"), &f).is_none());
+        assert!(safety_block(&e, proc_("CT_SPINE_WO"), &f).is_none());
+        // Kidney disease withholds both contrast kinds; a device withholds MRI only.
+        let mut f = PatientFacts::unknown();
+        f.renal_contrast_risk = Some(ev("N18.5"));
+        assert!(
+            safety_block(&e, proc_("MRI_SPINE_W"), &f)
+                .unwrap()
+                .contains("N18.5")
+        );
+        assert!(safety_block(&e, proc_("CT_SPINE_W"), &f).is_some());
+        let mut f = PatientFacts::unknown();
+        f.mri_unsafe_device = Some(ev("Z95.0"));
+        assert!(safety_block(&e, proc_("MRI_SPINE_WO"), &f).is_some());
+        assert!(safety_block(&e, proc_("CT_SPINE_W"), &f).is_none());
+        f.egfr = Some((29.0, ev("98979-8")));
+        assert!(
+            safety_block(&e, proc_("CT_SPINE_W"), &f)
+                .unwrap()
+                .contains("eGFR 29")
+        );
+        f.egfr = Some((30.0, ev("98979-8")));
+        assert!(safety_block(&e, proc_("CT_SPINE_W"), &f).is_none());
+    }
+}
