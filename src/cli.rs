@@ -217,9 +217,9 @@ fn evaluate(
     match rt.block_on(pipeline::process(&state, service, &body)) {
         Ok(processed) => {
             let text = if pretty {
-                serde_json::to_string_pretty(&processed.body)?
+                serde_json::to_string_pretty(&processed.evaluation.response)?
             } else {
-                processed.body.to_string()
+                processed.body
             };
             // A closed pipe (`| head`) is not an error worth a panic.
             use std::io::Write;

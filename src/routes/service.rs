@@ -25,24 +25,29 @@ pub async fn call_service(
         .get::<VerifiedClient>()
         .cloned()
         .unwrap_or(VerifiedClient::Anonymous);
-    let processed = pipeline::process_for(&state, service, &bytes, &client).await?;
-    // The answer is released only once its audit records are committed (or spooled).
+    let pipeline::Processed {
+        request,
+        evaluation,
+        body,
+    } = pipeline::process_for(&state, service, &bytes, &client).await?;
+    // The answer is released only once its audit records are committed (or spooled). The
+    // request and evaluation are not needed after this: their parts move into the record.
     let record = HookCallRecord {
         received_at,
         service_id: service.id.to_owned(),
-        hook: processed.request.hook.as_str().to_owned(),
-        hook_instance: processed.request.hook_instance.clone(),
-        user_id: processed.request.user_id.clone(),
-        patient_id: processed.request.patient_id.clone(),
-        encounter_id: processed.request.encounter_id.clone(),
-        fhir_server: processed.request.fhir_server.clone(),
-        knowledge_version: processed.evaluation.knowledge_version.clone(),
-        guideline_id: processed.evaluation.guideline_id.clone(),
+        hook: request.hook.as_str().to_owned(),
+        hook_instance: request.hook_instance,
+        user_id: request.user_id,
+        patient_id: request.patient_id,
+        encounter_id: request.encounter_id,
+        fhir_server: request.fhir_server,
+        knowledge_version: evaluation.knowledge_version,
+        guideline_id: evaluation.guideline_id,
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-        orders: processed.evaluation.orders.clone(),
+        orders: evaluation.orders,
     };
     state.audit.record_hook_call(record).await;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(processed.body.to_string()))
+        .body(body))
 }
