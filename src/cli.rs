@@ -18,7 +18,10 @@ Examples:
   vcf-cds audit purge                             # apply audit_retention_days now
   vcf-cds knowledge check my-reviewed-copy.toml
 
-Every configuration key can be set in the TOML file or as VCF_CDS_<KEY>; see README.md.";
+Every configuration key can be set in the TOML file or as VCF_CDS_<KEY>; see docs/configuration.md.
+
+Exit codes: 0 ok; 1 invalid input (a request the server would refuse, a broken knowledge file);
+2 usage error or unreadable input file; 3 start-up or configuration failure.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,35 +94,75 @@ pub enum KnowledgeCommand {
     },
 }
 
+/// Exit codes of every command (README, "Command line"). clap itself exits with 2 on a usage
+/// error and 0 for `--help` / `--version`.
+pub mod exit {
+    /// The command did what was asked.
+    pub const OK: u8 = 0;
+    /// Invalid input: a hook request the server would refuse with a 4xx, a knowledge file that
+    /// does not parse or validate.
+    pub const INVALID_INPUT: u8 = 1;
+    /// Usage error (unknown flag or service id, missing argument) or an input file that cannot
+    /// be read.
+    pub const USAGE: u8 = 2;
+    /// Start-up or configuration failure: invalid configuration, the service cannot start, the
+    /// audit store is unusable.
+    pub const STARTUP: u8 = 3;
+}
+
+/// A failed command: the message for standard error and its exit code (see [`exit`]).
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+/// Attaches an exit code to an error.
+trait ExitWith<T> {
+    fn exit_with(self, code: u8) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> ExitWith<T> for Result<T, E> {
+    fn exit_with(self, code: u8) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            code,
+            error: e.into(),
+        })
+    }
+}
+
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("vcf-cds: {e:#}");
-            ExitCode::from(2)
+        Err(f) => {
+            eprintln!("vcf-cds: {:#}", f.error);
+            ExitCode::from(f.code)
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Serve {
             config,
             listen,
             allow_unauthenticated,
         } => {
-            let settings = serve_settings(&config, listen, allow_unauthenticated)?;
+            let settings =
+                serve_settings(&config, listen, allow_unauthenticated).exit_with(exit::STARTUP)?;
             crate::telemetry::init(settings.log_format, &settings.log_level, std::io::stderr);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .build()?;
+                .build()
+                .exit_with(exit::STARTUP)?;
             rt.block_on(async move {
                 let app = crate::startup::Application::build(settings).await?;
                 app.run_until_stopped().await?;
                 anyhow::Ok(())
-            })?;
+            })
+            .exit_with(exit::STARTUP)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Evaluate {
@@ -129,9 +172,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pretty,
         } => evaluate(config, &file, service.as_deref(), pretty),
         Command::Audit { config, command } => {
-            let settings = Settings::load(config.config.as_deref())?;
+            let settings = Settings::load(config.config.as_deref()).exit_with(exit::STARTUP)?;
             crate::telemetry::init(settings.log_format, "warn", std::io::stderr);
-            crate::audit::cli::run(&settings, command)
+            crate::audit::cli::run(&settings, command).exit_with(exit::STARTUP)
         }
         Command::Knowledge {
             command: KnowledgeCommand::Check { file },
@@ -156,12 +199,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     for p in &problems {
                         eprintln!("  - {p}");
                     }
-                    Ok(ExitCode::FAILURE)
+                    Ok(ExitCode::from(exit::INVALID_INPUT))
                 }
-                Err(e) => {
-                    eprintln!("{e}");
-                    Ok(ExitCode::FAILURE)
+                Err(e @ crate::knowledge_source::KnowledgeFileError::Read { .. }) => {
+                    Err(e).exit_with(exit::USAGE)
                 }
+                Err(e) => Err(e).exit_with(exit::INVALID_INPUT),
             }
         }
     }
@@ -174,60 +217,74 @@ fn evaluate(
     file: &str,
     service: Option<&str>,
     pretty: bool,
-) -> anyhow::Result<ExitCode> {
+) -> Result<ExitCode, Failure> {
     use crate::cds::{discovery, pipeline};
     use std::io::Read;
 
-    let settings = Settings::load(config.config.as_deref())?;
+    let settings = Settings::load(config.config.as_deref()).exit_with(exit::STARTUP)?;
     crate::telemetry::init(settings.log_format, "warn", std::io::stderr);
     let body = if file == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf)?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| anyhow::anyhow!("cannot read standard input: {e}"))
+            .exit_with(exit::USAGE)?;
         buf
     } else {
-        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?
+        std::fs::read(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))
+            .exit_with(exit::USAGE)?
     };
     let service = match service {
         Some(id) => discovery::service(id)
-            .ok_or_else(|| anyhow::anyhow!("no CDS service {id:?}; known: {}", service_ids()))?,
+            .ok_or_else(|| anyhow::anyhow!("no CDS service {id:?}; known: {}", service_ids()))
+            .exit_with(exit::USAGE)?,
         None => {
             #[derive(serde::Deserialize)]
             struct Peek {
                 hook: Option<serde_json::Value>,
             }
             let peek: Peek = serde_json::from_slice(&body)
-                .map_err(|e| anyhow::anyhow!("{file}: not a JSON object: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("{file}: not a JSON object: {e}"))
+                .exit_with(exit::INVALID_INPUT)?;
             let hook = peek
                 .hook
                 .as_ref()
                 .and_then(|h| h.as_str())
-                .ok_or_else(|| anyhow::anyhow!("{file}: the request has no \"hook\" string"))?;
-            discovery::service_for_hook(hook).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{file}: no service for hook {hook:?}; known: {}",
-                    service_ids()
-                )
-            })?
+                .ok_or_else(|| anyhow::anyhow!("{file}: the request has no \"hook\" string"))
+                .exit_with(exit::INVALID_INPUT)?;
+            discovery::service_for_hook(hook)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{file}: no service for hook {hook:?}; known: {}",
+                        service_ids()
+                    )
+                })
+                .exit_with(exit::INVALID_INPUT)?
         }
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    let state = crate::state::AppState::new(settings, crate::audit::AuditStore::disabled())?;
+        .build()
+        .exit_with(exit::STARTUP)?;
+    let state = crate::state::AppState::new(settings, crate::audit::AuditStore::disabled())
+        .exit_with(exit::STARTUP)?;
     match rt.block_on(pipeline::process(&state, service, &body)) {
         Ok(processed) => {
             let text = if pretty {
-                serde_json::to_string_pretty(&processed.evaluation.response)?
+                serde_json::to_string_pretty(&processed.evaluation.response)
+                    .exit_with(exit::STARTUP)?
             } else {
                 processed.body
             };
             // A closed pipe (`| head`) is not an error worth a panic.
             use std::io::Write;
             match writeln!(std::io::stdout(), "{text}") {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
-                _ => {}
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(e).exit_with(exit::STARTUP)
+                }
+                _ => Ok(ExitCode::SUCCESS),
             }
-            Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             eprintln!(
@@ -237,7 +294,7 @@ fn evaluate(
             for issue in &e.issues {
                 eprintln!("  - {}", issue.diagnostics);
             }
-            Ok(ExitCode::FAILURE)
+            Ok(ExitCode::from(exit::INVALID_INPUT))
         }
     }
 }

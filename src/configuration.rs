@@ -1,6 +1,6 @@
 //! Layered configuration: built-in defaults, then an optional TOML file, then environment
 //! variables `VCF_CDS_<KEY>`, then command-line flags. One scheme for the whole product; every key
-//! is documented in the README's configuration table.
+//! is documented in the configuration table, docs/configuration.md.
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -15,6 +15,17 @@ pub const ENV_PREFIX: &str = "VCF_CDS_";
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// How a card's alternative is offered to the EHR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuggestionStyle {
+    /// One `update` action on the draft order (Argonaut PAMA style, what the CDS Hooks
+    /// sandbox's PAMA screen applies): new code, same everything else.
+    Update,
+    /// `delete` of the draft order + `create` of the alternative.
+    Replace,
 }
 
 /// A secret from configuration (`admin_token`, `audit_pseudonym_key`), held in a
@@ -98,13 +109,17 @@ fn default_algorithms() -> Vec<String> {
 pub struct Settings {
     /// Address to listen on.
     pub listen: String,
-    /// Externally visible base URL (scheme://host[:port][/prefix]) used for JWT `aud` checks
-    /// behind proxies and for absolute links. Default: `http://{listen}`.
+    /// Externally visible base URL (scheme://host[:port][/prefix]), used only for the JWT `aud`
+    /// check (this + the request path); the service builds no links to itself.
+    /// Default: `http://{listen}`.
     pub public_base_url: Option<String>,
     /// Browser origins allowed by CORS.
     pub cors_origins: Vec<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Most draft orders evaluated in one hook call; a request with more is refused (400), so
+    /// the work and the answer per request stay bounded.
+    pub max_draft_orders: usize,
     /// Per-call timeout for FHIR server fallback fetches.
     pub fhir_timeout_ms: u64,
     /// Overall deadline for all FHIR fetches of one hook call (the spec asks for ~500 ms answers).
@@ -153,6 +168,14 @@ pub struct Settings {
     pub log_level: String,
     /// Show an info card for "Usually appropriate" orders too.
     pub cards_for_appropriate: bool,
+    /// Show an info card with a one-click switch when a patient under 18 has an ionizing study
+    /// ordered and an equally or better rated study with no / lower pediatric radiation exists.
+    pub pediatric_radiation_cards: bool,
+    /// `update` (default: one update action on the draft order) or `replace` (delete + create).
+    pub suggestion_style: SuggestionStyle,
+    /// Rate advanced imaging orders (CT, MR, NM, PET code ranges in the knowledge file) that
+    /// this guideline does not cover as `no-criteria-apply`, so EHR rating boxes do not go stale.
+    pub rate_out_of_scope_imaging: bool,
     /// Also emit the legacy `extension.systemActions` read by the sandbox's PAMA screen.
     pub legacy_system_actions: bool,
     /// `pama-rating-qcdsm-consulted` value (a CMS G-code), when wanted.
@@ -166,6 +189,7 @@ impl Default for Settings {
             public_base_url: None,
             cors_origins: vec!["https://sandbox.cds-hooks.org".into()],
             max_body_bytes: 5 * 1024 * 1024,
+            max_draft_orders: 100,
             fhir_timeout_ms: 300,
             fhir_deadline_ms: 400,
             fhir_max_pages: 5,
@@ -186,6 +210,9 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             cards_for_appropriate: false,
+            pediatric_radiation_cards: true,
+            suggestion_style: SuggestionStyle::Update,
+            rate_out_of_scope_imaging: true,
             legacy_system_actions: true,
             qcdsm_consulted: None,
         }
@@ -267,6 +294,9 @@ impl Settings {
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+        }
+        if self.max_draft_orders == 0 {
+            return Err(ConfigError("max_draft_orders must be at least 1".into()));
         }
         crate::audit::db::AuditDbLocation::parse(&self.audit_db)
             .map_err(|e| ConfigError(format!("audit_db: {e}")))?;
@@ -386,6 +416,23 @@ mod tests {
             assert_eq!(s.max_body_bytes, 2048);
             assert_eq!(s.cors_origins, vec!["https://ehr.example.org".to_string()]);
             assert_eq!(s.trusted_issuers[0].algorithms, vec!["ES384", "RS384"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn card_settings_default_on_and_parse() {
+        let s = Settings::default();
+        assert!(s.pediatric_radiation_cards && s.rate_out_of_scope_imaging);
+        assert_eq!(s.suggestion_style, SuggestionStyle::Update);
+        Jail::expect_with(|jail| {
+            jail.set_env("VCF_CDS_SUGGESTION_STYLE", "replace");
+            jail.set_env("VCF_CDS_PEDIATRIC_RADIATION_CARDS", "false");
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.suggestion_style, SuggestionStyle::Replace);
+            assert!(!s.pediatric_radiation_cards);
+            jail.set_env("VCF_CDS_SUGGESTION_STYLE", "swap");
+            assert!(Settings::load(None).is_err());
             Ok(())
         });
     }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cds;
 pub mod cli;
 pub mod configuration;
+pub mod cors;
 pub mod error;
 pub mod knowledge_source;
 pub mod limits;

@@ -108,6 +108,7 @@ fn run(
             .app_data(authenticator.clone())
             .wrap(from_fn(crate::auth::middleware::require_auth))
             .wrap(cors(&state.settings))
+            .wrap(from_fn(crate::cors::refusals_as_outcome))
             .wrap(from_fn(access_log))
             .route("/healthz", web::get().to(routes::health::healthz))
             .route("/readyz", web::get().to(routes::health::readyz))

@@ -44,6 +44,16 @@ impl AppState {
             cards_for_appropriate: settings.cards_for_appropriate,
             legacy_system_actions: settings.legacy_system_actions,
             qcdsm_consulted: settings.qcdsm_consulted.clone(),
+            pediatric_radiation_cards: settings.pediatric_radiation_cards,
+            suggestion_style: match settings.suggestion_style {
+                crate::configuration::SuggestionStyle::Update => {
+                    vcf_engine::evaluate::SuggestionStyle::Update
+                }
+                crate::configuration::SuggestionStyle::Replace => {
+                    vcf_engine::evaluate::SuggestionStyle::Replace
+                }
+            },
+            rate_out_of_scope_imaging: settings.rate_out_of_scope_imaging,
         };
         Ok(AppState {
             settings,

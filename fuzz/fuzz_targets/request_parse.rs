@@ -7,7 +7,7 @@ use vcf_engine::evaluate::Hook;
 
 fuzz_target!(|data: &[u8]| {
     for hook in [Hook::OrderSelect, Hook::OrderSign] {
-        if let Err(e) = vcf_cds::cds::request::parse(data, hook) {
+        if let Err(e) = vcf_cds::cds::request::parse(data, hook, 100) {
             assert!(e.status.is_client_error(), "parse answered {}", e.status);
             let outcome = e.outcome();
             assert_eq!(outcome["resourceType"], "OperationOutcome");

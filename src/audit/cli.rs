@@ -106,7 +106,8 @@ pub fn run(settings: &Settings, command: AuditCommand) -> anyhow::Result<ExitCod
                 if empty {
                     ExitCode::SUCCESS
                 } else {
-                    ExitCode::FAILURE
+                    // The store did not take the spooled records: a store failure.
+                    ExitCode::from(crate::cli::exit::STARTUP)
                 }
             }
             AuditCommand::Pseudonym { .. } => unreachable!("handled above"),

@@ -148,6 +148,11 @@ fn migrator() -> Migrator {
             "suggestions and safety notes",
             include_str!("migrations/0002_suggestions_and_safety_notes.sql"),
         ),
+        m(
+            3,
+            "feedback suggestion_known",
+            include_str!("migrations/0003_feedback_suggestion_known.sql"),
+        ),
     ])
 }
 
@@ -235,11 +240,13 @@ impl Db {
         stored_at_ms: i64,
     ) -> Result<(), StoreError> {
         let [calls, orders, feedback] = rows_of(records, delivery, stored_at_ms);
+        let cards = cards_to_reconcile(records, delivery);
         let mut tx = self.pool.begin().await?;
         let b = self.backend;
         insert_rows(&mut tx, b, "audit_calls", CALL_COLUMNS, calls).await?;
         insert_rows(&mut tx, b, "audit_orders", ORDER_COLUMNS, orders).await?;
         insert_rows(&mut tx, b, "audit_feedback", FEEDBACK_COLUMNS, feedback).await?;
+        reconcile_feedback(&mut tx, b, &cards).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -463,6 +470,79 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
 
 /// Most bound parameters per statement (SQLite allows 32766, PostgreSQL 65535).
 const MAX_PARAMS: usize = 30_000;
+
+/// Cards whose `accepted` feedback must be (re)checked against the suggestions issued on them:
+/// the cards of accepted feedback in the batch, and, for spool replay (where a card's feedback
+/// may have reached the store before its evaluation), the cards of the replayed evaluations.
+fn cards_to_reconcile(records: &[&SpoolRecord], delivery: &str) -> Vec<String> {
+    let mut cards: Vec<String> = Vec::new();
+    for r in records {
+        match r {
+            SpoolRecord::Feedback(f) if f.outcome == "accepted" => cards.push(f.card_uuid.clone()),
+            SpoolRecord::Call(c) if delivery != "committed" => {
+                cards.extend(c.orders.iter().filter_map(|o| o.card_uuid.clone()));
+            }
+            _ => {}
+        }
+    }
+    cards.sort();
+    cards.dedup();
+    cards
+}
+
+/// Sets `suggestion_known` on the accepted feedback of `cards` (issue 9): 1 when every accepted
+/// suggestion id was issued on that card, 0 otherwise (including a card this store does not
+/// hold). A client may report an accept for a suggestion it never applied or never got; the
+/// dashboard counts only known accepts as accepted advice.
+async fn reconcile_feedback(
+    tx: &mut Tx,
+    backend: Backend,
+    cards: &[String],
+) -> Result<(), StoreError> {
+    for chunk in cards.chunks(200) {
+        let mut sql = String::from(
+            "SELECT f.feedback_id, f.accepted_suggestions, o.suggestion_uuids, f.suggestion_known \
+             FROM audit_feedback f LEFT JOIN audit_orders o ON o.card_uuid = f.card_uuid \
+             WHERE f.outcome = 'accepted' AND f.card_uuid IN (",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", i + 1)),
+            }
+        }
+        sql.push(')');
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in chunk {
+            q = q.bind(c.clone());
+        }
+        let rows = q.fetch_all(&mut **tx).await?;
+        let list = |v: Option<String>| -> Vec<String> {
+            v.and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default()
+        };
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            let accepted = list(r.try_get(1)?);
+            let issued = list(r.try_get(2)?);
+            let before: Option<i64> = r.try_get(3)?;
+            let known =
+                i64::from(!accepted.is_empty() && accepted.iter().all(|a| issued.contains(a)));
+            if before == Some(known) {
+                continue;
+            }
+            sqlx::query("UPDATE audit_feedback SET suggestion_known = $1 WHERE feedback_id = $2")
+                .bind(known)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
 
 /// Multi-row `INSERT … ON CONFLICT DO NOTHING` (rows already stored are left as they are:
 /// replaying the spool is idempotent). Table and column names are constants.

@@ -57,6 +57,61 @@ impl Pseudonymizer {
     }
 }
 
+/// Resource types whose references the engine may cite in stated facts and assumptions
+/// (`Condition/123: M80.08XA ...`). The draft order's own `ServiceRequest` reference is not
+/// among them: it is stored as `order_ref` so that an audited order can be traced to the EHR.
+const CITED_TYPES: &[&str] = &[
+    "AllergyIntolerance",
+    "Condition",
+    "DiagnosticReport",
+    "Encounter",
+    "Observation",
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Procedure",
+];
+
+impl Pseudonymizer {
+    /// `text` with every cited resource reference (`Condition/abc`) replaced by the type and
+    /// the pseudonym of the whole reference (`Condition/<64 hex digits>`); unchanged without a
+    /// key. Used on the engine's fact and assumption texts before they are stored.
+    pub fn apply_to_references(&self, text: &str) -> String {
+        if !self.enabled() {
+            return text.to_owned();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        'scan: while !rest.is_empty() {
+            for ty in CITED_TYPES {
+                let Some(after) = rest.strip_prefix(ty).and_then(|r| r.strip_prefix('/')) else {
+                    continue;
+                };
+                let id_len = after
+                    .bytes()
+                    .take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.')
+                    .count();
+                let word_start = out
+                    .chars()
+                    .last()
+                    .is_none_or(|c| !c.is_ascii_alphanumeric());
+                if id_len > 0 && word_start {
+                    let reference = &rest[..ty.len() + 1 + id_len];
+                    out.push_str(ty);
+                    out.push('/');
+                    out.push_str(&self.apply(reference));
+                    rest = &rest[reference.len()..];
+                    continue 'scan;
+                }
+            }
+            let c = rest.chars().next().expect("not empty");
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+        out
+    }
+}
+
 pub fn is_pseudonym(v: &str) -> bool {
     v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -68,6 +123,24 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cited_references_are_pseudonymized_with_a_key_only() {
+        let text = "Condition/c-1: M80.08XA (dated 2026-11-10); DiagnosticReport/r.2 and \
+                    ServiceRequest/sr-1, CodeSystem/v2-0074, XCondition/x, Condition/";
+        assert_eq!(Pseudonymizer::new(None).apply_to_references(text), text);
+        let p = Pseudonymizer::new(Some("k"));
+        let got = p.apply_to_references(text);
+        assert_eq!(
+            got,
+            format!(
+                "Condition/{}: M80.08XA (dated 2026-11-10); DiagnosticReport/{} and \
+                 ServiceRequest/sr-1, CodeSystem/v2-0074, XCondition/x, Condition/",
+                p.apply("Condition/c-1"),
+                p.apply("DiagnosticReport/r.2")
+            )
+        );
+    }
 
     #[test]
     fn hmac_sha256_hex() {

@@ -141,7 +141,7 @@ impl StoredCall {
             .orders
             .iter()
             .enumerate()
-            .map(|(i, o)| StoredOrder::from_evaluation(i as i64, o))
+            .map(|(i, o)| StoredOrder::from_evaluation(i as i64, o, p))
             .collect();
         StoredCall {
             call_id: uuid::Uuid::new_v4().to_string(),
@@ -163,7 +163,9 @@ impl StoredCall {
 }
 
 impl StoredOrder {
-    pub fn from_evaluation(index: i64, o: &OrderEvaluation) -> StoredOrder {
+    /// The storage form of one evaluated order. With a pseudonym key, the resource references
+    /// the engine cites in assumptions and deciding facts are pseudonymized too.
+    pub fn from_evaluation(index: i64, o: &OrderEvaluation, p: &Pseudonymizer) -> StoredOrder {
         let procedure = o.procedure.as_ref();
         StoredOrder {
             order_index: index,
@@ -183,8 +185,16 @@ impl StoredOrder {
             evidence: o.evidence.clone(),
             pama_rating: o.pama_rating.map(|r| r.code().to_owned()),
             consult_id: o.consult_id.clone(),
-            assumptions: o.assumptions.clone(),
-            deciding_facts: o.deciding_facts.clone(),
+            assumptions: o
+                .assumptions
+                .iter()
+                .map(|a| p.apply_to_references(a))
+                .collect(),
+            deciding_facts: o
+                .deciding_facts
+                .iter()
+                .map(|f| p.apply_to_references(f))
+                .collect(),
             card_uuid: o.card_uuid.clone(),
             suggestion_uuids: o.suggestion_uuids.clone(),
             suggestions: o

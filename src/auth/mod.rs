@@ -132,8 +132,8 @@ pub fn startup_mode(settings: &Settings) -> Result<AuthMode, String> {
     }
     Err(format!(
         "refusing to start: no trusted_issuers are configured and {} is not a loopback address, \
-         so anyone could call the service unauthenticated. Configure trusted_issuers (see README \
-         \"Security\"), listen on 127.0.0.1, or pass --allow-unauthenticated (testing only).",
+         so anyone could call the service unauthenticated. Configure trusted_issuers (see \
+         docs/security.md), listen on 127.0.0.1, or pass --allow-unauthenticated (testing only).",
         settings.listen
     ))
 }

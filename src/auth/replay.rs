@@ -1,6 +1,6 @@
 //! Short-term `jti` storage against replayed JWTs. An entry lives until its token could no longer
 //! be accepted (`exp` + clock skew); expired entries are swept lazily. The store is per process:
-//! several replicas behind a load balancer each keep their own (documented in the README).
+//! several replicas behind a load balancer each keep their own (documented in docs/security.md).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

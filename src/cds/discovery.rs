@@ -16,8 +16,10 @@ pub const CONDITIONS: &str = "conditions";
 pub const PROCEDURES: &str = "procedures";
 pub const OBSERVATIONS: &str = "observations";
 pub const REPORTS: &str = "reports";
+pub const ALLERGIES: &str = "allergies";
+pub const DEVICES: &str = "devices";
 
-/// Why each prefetch key is requested (also rendered in the README).
+/// Why each prefetch key is requested (also rendered in docs/integration.md).
 pub const PREFETCH: &[(&str, &str)] = &[
     (
         PATIENT,
@@ -35,11 +37,21 @@ pub const PREFETCH: &[(&str, &str)] = &[
     ),
     (
         OBSERVATIONS,
-        "latest eGFR: no contrast study is suggested below the configured threshold",
+        "latest eGFR: below the threshold no iodinated contrast study is suggested (a safety card \
+         when one is ordered); gadolinium is suggested with a group II agent",
     ),
     (
         REPORTS,
         "radiology reports: a spine radiograph showing the fracture (variants 1, 2 and 4)",
+    ),
+    (
+        ALLERGIES,
+        "contrast allergy: a safety card on contrast studies, no iodinated contrast suggested",
+    ),
+    (
+        DEVICES,
+        "devices labelled MR Unsafe or without MR-safety labelling: a safety card on MRI orders, no \
+         MRI suggested",
     ),
 ];
 
@@ -126,6 +138,14 @@ pub fn prefetch_templates(kb: &Knowledge) -> Map<String, Value> {
         json!(
             "DiagnosticReport?patient={{context.patientId}}&category=http://terminology.hl7.org/CodeSystem/v2-0074|RAD"
         ),
+    );
+    p.insert(
+        ALLERGIES.into(),
+        json!("AllergyIntolerance?patient={{context.patientId}}"),
+    );
+    p.insert(
+        DEVICES.into(),
+        json!("Device?patient={{context.patientId}}"),
     );
     p
 }

@@ -65,8 +65,20 @@ pub enum FetchError {
     Redirect,
     #[error("response larger than {0} bytes")]
     TooLarge(usize),
+    /// The detail names where and what kind of problem, never a value from the response: this
+    /// text reaches cards and the audit trail (issue 13).
     #[error("response is not valid FHIR JSON: {0}")]
     Invalid(String),
+}
+
+/// A resource of a FHIR response that does not parse. The parser's message can quote the
+/// offending value (a name, a date), so only the element's JSON path is kept.
+fn invalid_resource(e: vcf_engine::fhir::InputError) -> FetchError {
+    if e.path.is_empty() {
+        FetchError::Invalid("not a FHIR resource".into())
+    } else {
+        FetchError::Invalid(format!("invalid value at {}", e.path))
+    }
 }
 
 impl FetchError {
@@ -156,14 +168,12 @@ impl FhirClient {
             };
             let text =
                 std::str::from_utf8(&body).map_err(|_| FetchError::Invalid("not UTF-8".into()))?;
-            match AnyResource::parse(text, "").map_err(|e| FetchError::Invalid(e.to_string()))? {
+            match AnyResource::parse(text, "").map_err(invalid_resource)? {
                 AnyResource::OperationOutcome(oo) => return Ok(Fetched::Outcome(oo)),
                 AnyResource::Bundle(bundle) => {
                     for entry in &bundle.entry {
                         let Some(raw) = &entry.resource else { continue };
-                        match AnyResource::parse(raw.get(), "")
-                            .map_err(|e| FetchError::Invalid(e.to_string()))?
-                        {
+                        match AnyResource::parse(raw.get(), "").map_err(invalid_resource)? {
                             AnyResource::OperationOutcome(_) | AnyResource::Bundle(_) => {}
                             r => resources.push(r),
                         }

@@ -36,7 +36,7 @@ pub async fn process_for(
     body: &[u8],
     client: &VerifiedClient,
 ) -> Result<Processed, ApiError> {
-    let request = request::parse(body, service.hook)?;
+    let request = request::parse(body, service.hook, state.settings.max_draft_orders)?;
     let span = tracing::info_span!(
         "hook",
         service = service.id,

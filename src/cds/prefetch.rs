@@ -13,7 +13,9 @@
 //! other kind is optional and becomes `Unavailable(reason)`, which the engine states as an
 //! assumption.
 
-use crate::cds::discovery::{CONDITIONS, OBSERVATIONS, PATIENT, PROCEDURES, REPORTS};
+use crate::cds::discovery::{
+    ALLERGIES, CONDITIONS, DEVICES, OBSERVATIONS, PATIENT, PROCEDURES, REPORTS,
+};
 use crate::cds::fetch::{FetchTarget, Fetched, FhirClient, normalize_base, resolve_template};
 use crate::cds::request::{HookRequest, PrefetchValue};
 use crate::error::ApiError;
@@ -26,7 +28,15 @@ use vcf_engine::evaluate::{Availability, PatientRecord};
 use vcf_engine::fhir::{AnyResource, OperationOutcome};
 
 /// The prefetch keys this service asks for.
-pub const KEYS: [&str; 5] = [PATIENT, CONDITIONS, PROCEDURES, OBSERVATIONS, REPORTS];
+pub const KEYS: [&str; 7] = [
+    PATIENT,
+    CONDITIONS,
+    PROCEDURES,
+    OBSERVATIONS,
+    REPORTS,
+    ALLERGIES,
+    DEVICES,
+];
 
 /// Where the data of one key ended up.
 #[derive(Debug)]
@@ -45,23 +55,21 @@ enum Pending {
 /// Decides whether and where the service may fetch: returns the base URL or why not.
 pub type TrustCheck<'a> = &'a dyn Fn(&str) -> Result<Url, String>;
 
-/// Diagnostics of an OperationOutcome, for stating why data is missing (no resource content).
+/// Why an OperationOutcome says data is missing: its issue codes (`not-found, forbidden`). Its free text
+/// (`diagnostics`, `details.text`) is not quoted: a server's error text can carry patient data,
+/// and this text reaches cards and the audit trail.
 fn outcome_text(oo: &OperationOutcome) -> String {
-    let parts: Vec<String> = oo
+    let mut codes: Vec<&str> = oo
         .issue
         .iter()
-        .map(|i| {
-            let code = i.code.as_deref().unwrap_or("error");
-            match &i.diagnostics {
-                Some(d) => format!("{code}: {}", d.chars().take(200).collect::<String>()),
-                None => code.to_owned(),
-            }
-        })
+        .map(|i| i.code.as_deref().unwrap_or("error"))
+        .filter(|c| c.len() <= 40 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
         .collect();
-    if parts.is_empty() {
-        "an OperationOutcome without issues".into()
+    codes.dedup();
+    if codes.is_empty() {
+        "an OperationOutcome without issue codes".into()
     } else {
-        parts.join("; ")
+        format!("issue code {}", codes.join(", "))
     }
 }
 
@@ -155,6 +163,8 @@ pub async fn gather(
                 PROCEDURES => record.procedures = Availability::Unavailable(why),
                 OBSERVATIONS => record.observations = Availability::Unavailable(why),
                 REPORTS => record.reports = Availability::Unavailable(why),
+                ALLERGIES => record.allergies = Availability::Unavailable(why),
+                DEVICES => record.devices = Availability::Unavailable(why),
                 _ => {}
             },
             (_, KeyData::NoData) => {}
@@ -185,6 +195,7 @@ fn add_resources(record: &mut PatientRecord, resources: Vec<AnyResource>) {
             AnyResource::Observation(o) => push(&mut record.observations, o),
             AnyResource::DiagnosticReport(d) => push(&mut record.reports, d),
             AnyResource::AllergyIntolerance(a) => push(&mut record.allergies, a),
+            AnyResource::Device(d) => push(&mut record.devices, d),
             AnyResource::OperationOutcome(_)
             | AnyResource::Bundle(_)
             | AnyResource::Other { .. } => {}

@@ -178,7 +178,11 @@ fn non_empty(s: String, path: &str) -> Result<String, InputError> {
 }
 
 /// Parses and validates a request for the service whose hook is `expected`.
-pub fn parse(body: &[u8], expected: Hook) -> Result<HookRequest, ApiError> {
+pub fn parse(
+    body: &[u8],
+    expected: Hook,
+    max_draft_orders: usize,
+) -> Result<HookRequest, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("", "request body is not UTF-8 encoded JSON"))?;
     // security (issue 5): hostile nesting is refused before any deserialization.
@@ -210,10 +214,14 @@ pub fn parse(body: &[u8], expected: Hook) -> Result<HookRequest, ApiError> {
             ApiError::from(e)
         }
     })?;
-    Ok(validate(env, expected)?)
+    Ok(validate(env, expected, max_draft_orders)?)
 }
 
-fn validate(env: Envelope, expected: Hook) -> Result<HookRequest, InputError> {
+fn validate(
+    env: Envelope,
+    expected: Hook,
+    max_draft_orders: usize,
+) -> Result<HookRequest, InputError> {
     let hook = non_empty(required(env.hook, "hook")?, "hook")?;
     if hook != expected.as_str() {
         return Err(InputError::new(
@@ -291,7 +299,7 @@ fn validate(env: Envelope, expected: Hook) -> Result<HookRequest, InputError> {
         ));
     }
     let draft_raw = required(ctx.draft_orders, "context.draftOrders")?;
-    let mut draft_orders = parse_draft_orders(&draft_raw, &patient_id)?;
+    let mut draft_orders = parse_draft_orders(&draft_raw, &patient_id, max_draft_orders)?;
 
     match expected {
         Hook::OrderSelect => {
@@ -398,9 +406,23 @@ fn validate_authorization(auth: &FhirAuthorization) -> Result<(), InputError> {
     Ok(())
 }
 
-fn parse_draft_orders(raw: &RawValue, patient_id: &str) -> Result<Vec<DraftOrder>, InputError> {
+fn parse_draft_orders(
+    raw: &RawValue,
+    patient_id: &str,
+    max: usize,
+) -> Result<Vec<DraftOrder>, InputError> {
     let path = "context.draftOrders";
     let bundle = Bundle::parse(raw.get(), path)?;
+    // Bounded work per request (issue 13): refused before any entry is parsed or evaluated.
+    if bundle.entry.len() > max {
+        return Err(InputError::new(
+            format!("{path}.entry"),
+            format!(
+                "{} draft orders; at most {max} are accepted per call (max_draft_orders)",
+                bundle.entry.len()
+            ),
+        ));
+    }
     let mut orders = Vec::with_capacity(bundle.entry.len());
     for (i, entry) in bundle.entry.into_iter().enumerate() {
         let epath = format!("{path}.entry[{i}].resource");
@@ -476,10 +498,12 @@ fn check_subject(sr: &ServiceRequest, patient_id: &str, path: &str) -> Result<()
 
 /// The resource type a prefetch key's template returns (`Bundle` for searches).
 fn expected_type(key: &str) -> Option<&'static str> {
-    use crate::cds::discovery::{CONDITIONS, OBSERVATIONS, PATIENT, PROCEDURES, REPORTS};
+    use crate::cds::discovery::{
+        ALLERGIES, CONDITIONS, DEVICES, OBSERVATIONS, PATIENT, PROCEDURES, REPORTS,
+    };
     match key {
         PATIENT => Some("Patient"),
-        CONDITIONS | PROCEDURES | OBSERVATIONS | REPORTS => Some("Bundle"),
+        CONDITIONS | PROCEDURES | OBSERVATIONS | REPORTS | ALLERGIES | DEVICES => Some("Bundle"),
         _ => None,
     }
 }
@@ -545,7 +569,7 @@ mod tests {
     use serde_json::json;
 
     fn select(v: serde_json::Value) -> Result<HookRequest, ApiError> {
-        parse(v.to_string().as_bytes(), Hook::OrderSelect)
+        parse(v.to_string().as_bytes(), Hook::OrderSelect, 100)
     }
 
     fn base() -> serde_json::Value {
@@ -642,11 +666,11 @@ mod tests {
     #[test]
     fn duplicate_keys_are_rejected() {
         let body = br#"{"hook":"order-select","hook":"order-sign"}"#;
-        assert!(parse(body, Hook::OrderSelect).is_err());
+        assert!(parse(body, Hook::OrderSelect, 100).is_err());
         let mut v = base().to_string();
         v.pop();
         v.push_str(r#","prefetch":{"patient":null,"patient":null}}"#);
-        let e = parse(v.as_bytes(), Hook::OrderSelect).unwrap_err();
+        let e = parse(v.as_bytes(), Hook::OrderSelect, 100).unwrap_err();
         assert!(e.to_string().contains("duplicate prefetch key"), "{e}");
     }
 
@@ -655,7 +679,7 @@ mod tests {
         let mut v = base();
         v["hook"] = json!("order-sign");
         v["context"].as_object_mut().unwrap().remove("selections");
-        let r = parse(v.to_string().as_bytes(), Hook::OrderSign).unwrap();
+        let r = parse(v.to_string().as_bytes(), Hook::OrderSign, 100).unwrap();
         assert!(r.draft_orders.iter().all(|o| o.selected));
     }
 }

@@ -7,6 +7,47 @@ use crate::error::ApiError;
 use crate::routes::body;
 use crate::state::AppState;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use std::sync::OnceLock;
+use tokio::sync::Semaphore;
+
+/// Hook calls evaluated at once, process-wide: one per core. Parsing and evaluating a large
+/// request is CPU work; run on an actix worker it would stall every connection of that worker
+/// (requests queued behind it time out with 408 before their headers are read), and run without
+/// a bound, many large requests at once would multiply the memory. So the work runs on the
+/// blocking pool, at most this many at a time; the others wait (holding only their body).
+fn evaluation_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS
+        .get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
+
+/// Bodies up to this size are evaluated on the actix worker itself: a typical call (10 KB, one
+/// order) takes a few hundred microseconds of CPU; the blocking pool would add two thread
+/// switches and a slot wait to each, and a slot held across the FHIR fetches of a fetch-mode
+/// call would let only one call per core fetch at a time (issue 12). Their memory is bounded
+/// by their size. Larger bodies, whose parsing and evaluation can take long, go through
+/// [`run_bounded`].
+const INLINE_BODY_BYTES: usize = 64 * 1024;
+
+/// [`pipeline::process_for`] in an evaluation slot, off the actix worker thread. FHIR fetches
+/// inside it still run on the worker's runtime (the worker stays free to drive them).
+async fn run_bounded(
+    state: web::Data<AppState>,
+    service: &'static crate::cds::discovery::ServiceDef,
+    bytes: web::Bytes,
+    client: VerifiedClient,
+) -> Result<pipeline::Processed, ApiError> {
+    let _slot = evaluation_slots()
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("evaluation slots closed"))?;
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        runtime.block_on(pipeline::process_for(&state, service, &bytes, &client))
+    })
+    .await
+    .map_err(|_| ApiError::internal("the evaluation task failed"))?
+}
 
 pub async fn call_service(
     req: HttpRequest,
@@ -29,7 +70,11 @@ pub async fn call_service(
         request,
         evaluation,
         body,
-    } = pipeline::process_for(&state, service, &bytes, &client).await?;
+    } = if bytes.len() <= INLINE_BODY_BYTES {
+        pipeline::process_for(&state, service, &bytes, &client).await?
+    } else {
+        run_bounded(state.clone(), service, bytes, client).await?
+    };
     // The answer is released only once its audit records are committed (or spooled). The
     // request and evaluation are not needed after this: their parts move into the record.
     let record = HookCallRecord {

@@ -329,10 +329,42 @@ async fn hook_calls_and_feedback_end_to_end() {
             .unwrap()
             .starts_with("urn:uuid:")
     );
+    assert_eq!(acc["items"][0]["feedback"][0]["suggestion_known"], true);
+    // Feedback truth (issue 9): an accept naming a suggestion id never issued on that card is
+    // stored, flagged, and not counted as accepted advice.
+    let bogus = serde_json::json!({"feedback": [
+        {"card": overridden_card, "outcome": "accepted",
+         "acceptedSuggestions": [{"id": "not-a-suggestion-of-this-card"}],
+         "outcomeTimestamp": "2026-11-27T10:02:00Z"}
+    ]});
+    let r = app
+        .post_json("/cds-services/vcf-order-select/feedback", &bogus)
+        .await;
+    assert_eq!(r.status(), 200);
+    let ovr = app
+        .admin_json(&format!("/audit/api/evaluations?card={overridden_card}"))
+        .await;
+    let entries = ovr["items"][0]["feedback"].as_array().unwrap().clone();
+    let bogus_entry = entries
+        .iter()
+        .find(|f| f["outcome"] == "accepted")
+        .expect("the unknown accept is stored");
+    assert_eq!(bogus_entry["suggestion_known"], false);
+    assert!(
+        entries
+            .iter()
+            .any(|f| f["outcome"] == "overridden" && f["suggestion_known"].is_null())
+    );
     let s = app.admin_json("/audit/api/summary").await;
     assert_eq!(s["calls"], files.len() as i64);
     assert_eq!(s["orders_rated"], files.len() as i64);
-    assert_eq!(s["feedback"]["cards_accepted"], 1);
+    assert_eq!(
+        s["feedback"]["cards_accepted"], 2,
+        "every accept entry's card"
+    );
+    assert_eq!(s["feedback"]["cards_accepted_known"], 1);
+    assert_eq!(s["feedback"]["suggestions_accepted_known"], 1);
+    assert_eq!(s["feedback"]["accepted_entries_unknown_suggestion"], 1);
     assert_eq!(s["feedback"]["cards_overridden"], 1);
     assert_eq!(s["feedback"]["unlinked_entries"], 0);
     assert_eq!(

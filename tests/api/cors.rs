@@ -62,6 +62,8 @@ async fn simple_requests_echo_only_allowed_origins() {
         .await
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
+    // Answered (no preflight was needed), but the browser withholds it from that origin.
+    assert_eq!(r.status().as_u16(), 200);
 }
 
 #[tokio::test]
@@ -86,5 +88,45 @@ async fn configured_origins_replace_the_default() {
         r.headers()
             .get("access-control-allow-credentials")
             .is_none()
+    );
+}
+
+/// A refused preflight is an OperationOutcome like every other error (actix-cors alone answers
+/// plain text).
+#[tokio::test]
+async fn refused_preflight_answers_with_an_operation_outcome() {
+    let app = spawn_app().await;
+    let preflight = |origin: &'static str, headers: &'static str| {
+        app.client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/cds-services/vcf-order-select", app.address),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", headers)
+            .send()
+    };
+    // An origin not in cors_origins (a locally built sandbox, say).
+    let r = preflight("http://localhost:3000", "content-type")
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let outcome = assert_outcome(r, 400).await;
+    let diagnostics = outcome["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(
+        diagnostics.contains("Origin is not allowed") && diagnostics.contains("cors_origins"),
+        "{diagnostics}"
+    );
+    assert_eq!(outcome["issue"][0]["code"], "security");
+    // An allowed origin asking for a header that is not allowed.
+    let r = preflight(SANDBOX, "x-not-allowed").await.unwrap();
+    let outcome = assert_outcome(r, 400).await;
+    assert!(
+        outcome["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("request headers are not allowed"),
+        "{outcome}"
     );
 }

@@ -35,6 +35,8 @@ async fn lists_order_select_and_order_sign_services() {
             "procedures",
             "observations",
             "reports",
+            "allergies",
+            "devices",
         ] {
             assert!(keys.contains(&key), "prefetch key {key} missing: {keys:?}");
         }

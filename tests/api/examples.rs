@@ -15,8 +15,8 @@ fn envelope(hook: &str, context: Value) -> Value {
 #[tokio::test]
 async fn spec_order_select_and_order_sign_examples_are_accepted() {
     let app = spawn_app().await;
-    let select = read_json(&shared_file(
-        "cds-hooks/artifacts/spec-2.0.1-extracted-examples/order-select-L0050-example-r4.json",
+    let select = read_json(&reference_file(
+        "cds-hooks-spec/order-select-L0050-example-r4.json",
     ));
     let r = app
         .call("vcf-order-select", &envelope("order-select", select))
@@ -25,8 +25,8 @@ async fn spec_order_select_and_order_sign_examples_are_accepted() {
     // NutritionOrder and MedicationRequest: not this guideline's business.
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"cards": []}));
 
-    let sign = read_json(&shared_file(
-        "cds-hooks/artifacts/spec-2.0.1-extracted-examples/order-sign-L0052-example-r4.json",
+    let sign = read_json(&reference_file(
+        "cds-hooks-spec/order-sign-L0052-example-r4.json",
     ));
     let r = app
         .call("vcf-order-sign", &envelope("order-sign", sign))
@@ -42,9 +42,7 @@ async fn inferno_requests_are_accepted() {
         ("order_select_hook_request.json", "vcf-order-select"),
         ("order_sign_hook_request.json", "vcf-order-sign"),
     ] {
-        let v = read_json(&shared_file(&format!(
-            "cds-hooks/artifacts/inferno-davinci-crd-test-kit/{file}"
-        )));
+        let v = read_json(&reference_file(&format!("inferno-crd/{file}")));
         let r = app.call(service, &v).await;
         assert_eq!(r.status().as_u16(), 200, "{file}");
         assert_eq!(
@@ -58,10 +56,10 @@ async fn inferno_requests_are_accepted() {
 #[tokio::test]
 async fn pama_connectathon_requests() {
     let app = spawn_app().await;
-    let dir = "cds-hooks/artifacts/argonaut-cds-hooks-for-pama/examples";
+    let dir = "argonaut-pama";
     // Scenario 1 (CT lumbar spine without and with contrast) as published: no prefetch and an
     // external fhirServer that is not trusted here, so the conditions cannot be obtained.
-    let mut v = read_json(&shared_file(&format!(
+    let mut v = read_json(&reference_file(&format!(
         "{dir}/scenario-01-outbound-request.json"
     )));
     let outcome = assert_outcome(app.call("vcf-order-select", &v).await, 412).await;
@@ -99,11 +97,28 @@ async fn pama_connectathon_requests() {
     assert_eq!(body["extension"]["systemActions"], body["systemActions"]);
 
     // Scenario 2 (CT angiogram of the chest) is not a procedure of this guideline: no patient
-    // data is needed, nothing is fetched, no card and no rating.
-    let v = read_json(&shared_file(&format!(
+    // data is needed, nothing is fetched, no card; as advanced imaging (CPT 71275, in the
+    // knowledge file's CT ranges) it is rated "no-criteria-apply" so the EHR's rating box does
+    // not keep a stale value (issue 9, `rate_out_of_scope_imaging`).
+    let v = read_json(&reference_file(&format!(
         "{dir}/scenario-02-outbound-request.json"
     )));
     let r = app.call("vcf-order-select", &v).await;
     assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["cards"], json!([]));
+    let ext = &body["systemActions"][0]["resource"]["extension"][0];
+    assert_eq!(
+        ext["valueCodeableConcept"]["coding"][0]["code"],
+        "no-criteria-apply"
+    );
+    assert_eq!(
+        body["systemActions"][0]["resource"]["id"],
+        v["context"]["draftOrders"]["entry"][0]["resource"]["id"]
+    );
+
+    // Switched off: nothing, as before.
+    let off = spawn_app_with(|s| s.rate_out_of_scope_imaging = false).await;
+    let r = off.call("vcf-order-select", &v).await;
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"cards": []}));
 }

@@ -120,10 +120,11 @@ pub fn expressions(outcome: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Path of a file in `../shared` (CI checks it out beside the repository).
-pub fn shared_file(rel: &str) -> PathBuf {
+/// Path of a file under `fixtures/reference/` (public reference data carried into the
+/// repository; sources and licences in `fixtures/reference/README.md`).
+pub fn reference_file(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
+        .join("fixtures/reference")
         .join(rel)
 }
 
@@ -172,7 +173,9 @@ pub fn full_prefetch() -> Value {
         ]},
         "procedures": {"resourceType": "Bundle", "type": "searchset", "entry": []},
         "observations": {"resourceType": "Bundle", "type": "searchset", "entry": []},
-        "reports": {"resourceType": "Bundle", "type": "searchset", "entry": []}
+        "reports": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+        "allergies": {"resourceType": "Bundle", "type": "searchset", "entry": []},
+        "devices": {"resourceType": "Bundle", "type": "searchset", "entry": []}
     })
 }
 

@@ -161,7 +161,15 @@ async fn each_variant_example_gets_the_expected_rating() {
                 assert_eq!(card["indicator"], *ind, "{file}");
                 assert!(card["summary"].as_str().unwrap().chars().count() < 140);
                 assert!(card["uuid"].is_string());
-                assert!(card["detail"].as_str().unwrap().contains(variant), "{file}");
+                assert_eq!(card["source"]["topic"]["code"], *variant, "{file}");
+                let n = variant.trim_start_matches('V');
+                assert!(
+                    card["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains(&format!("Management of VCF (2022), variant {n}")),
+                    "{file}"
+                );
                 let suggestions = card["suggestions"].as_array().expect("suggestions");
                 assert!(!suggestions.is_empty(), "{file}");
                 assert_eq!(card["selectionBehavior"], "at-most-one");

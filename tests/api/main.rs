@@ -3,6 +3,7 @@
 
 mod audit_api;
 mod audit_helpers;
+mod bounded_work;
 mod cors;
 mod dashboard;
 mod discovery;
@@ -14,3 +15,4 @@ mod health;
 mod helpers;
 mod hooks_examples;
 mod prefetch;
+mod sandbox;

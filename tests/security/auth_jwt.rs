@@ -568,32 +568,21 @@ async fn jku_allowlist() {
 
 // ---- The spec's JWT test vector (CDS Hooks 2.0.1, "Trusting CDS Clients" > Example) ----
 
-fn shared(path: &str) -> std::path::PathBuf {
-    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for base in [
-        here.join("../shared"),
-        here.join("../../shared"),
-        "/work/shared".into(),
-    ] {
-        let p = base.join(path);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("shared file {path} not found")
+/// The spec's example files, carried into `fixtures/reference/cds-hooks-spec/` (source and
+/// licence in `fixtures/reference/README.md`).
+fn spec_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/reference/cds-hooks-spec")
+        .join(name)
 }
 
 fn spec_vector() -> (String, std::path::PathBuf) {
-    let v: Value = serde_json::from_slice(
-        &std::fs::read(shared(
-            "cds-hooks/artifacts/spec-2.0.1-extracted-examples/spec-jwt-test-vector.json",
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(spec_file("spec-jwt-test-vector.json")).unwrap())
+            .unwrap();
     (
         v["jwt"].as_str().unwrap().to_owned(),
-        shared("cds-hooks/artifacts/spec-2.0.1-extracted-examples/spec-L1058-jwks-public.json"),
+        spec_file("spec-L1058-jwks-public.json"),
     )
 }
 

@@ -25,7 +25,7 @@ fn request_parse_corpus() {
     assert!(inputs.len() > 50);
     for (name, data) in inputs {
         for hook in [Hook::OrderSelect, Hook::OrderSign] {
-            if let Err(e) = vcf_cds::cds::request::parse(&data, hook) {
+            if let Err(e) = vcf_cds::cds::request::parse(&data, hook, 100) {
                 assert!(e.status.is_client_error(), "{name}: {}", e.status);
                 assert_eq!(e.outcome()["resourceType"], "OperationOutcome");
             }

@@ -9,7 +9,7 @@ pub use crate::cards::topics;
 pub use crate::types::{
     Availability, DraftOrder, Evaluation, EvaluationRequest, Hook, IdSource, Options,
     OrderEvaluation, Outcome, PamaRating, PatientRecord, RandomIds, RecognizedProcedure,
-    SuggestionRecord,
+    SuggestionRecord, SuggestionStyle,
 };
 
 use crate::cards::{self, CardInput};
@@ -158,7 +158,9 @@ impl<'r> OrderRun<'r> {
             .facts(self.engine, Some(sr), &ev.order_ref, order_date);
         let Some(rec) = recognize(self.engine, sr) else {
             ev.outcome = Outcome::NotRecognized;
-            if facts.get(Fact::Vcf).is_present() {
+            // Advanced imaging this guideline does not cover: "no criteria apply", so the EHR's
+            // rating box does not keep a previous order's value. Other orders: nothing.
+            if self.options.rate_out_of_scope_imaging && self.engine.is_advanced_imaging(sr) {
                 self.rate(&mut ev, PamaRating::NoCriteriaApply, None, ids, response);
             }
             return ev;
@@ -205,6 +207,7 @@ impl<'r> OrderRun<'r> {
             rec: &rec,
             facts: &facts,
             class: &class,
+            options: self.options,
         };
         match verdict(self.engine, &class, rec.procedure) {
             Verdict::NoCandidate | Verdict::NotRated => {
@@ -240,11 +243,8 @@ impl<'r> OrderRun<'r> {
                     response,
                 );
                 ev.assumptions = assumptions(self.engine, &facts, &class, Some(chosen), kind);
-                let want = match row.category.normalized() {
-                    Category::UsuallyAppropriate => self.options.cards_for_appropriate,
-                    _ => true,
-                };
-                if want {
+                let plan = cards::RatedPlan::new(&input, chosen, row);
+                if plan.wants_card(row, self.options.cards_for_appropriate) {
                     let card = cards::rated_card(
                         &input,
                         &mut ev,
@@ -252,6 +252,7 @@ impl<'r> OrderRun<'r> {
                         chosen,
                         row,
                         ratings_differ,
+                        &plan,
                         ids,
                     );
                     self.push_card(&mut ev, card, ids, response);

@@ -501,6 +501,25 @@ impl Engine {
         self.value_set_pos[vs as usize].map(|i| &self.kb.value_sets[i as usize])
     }
 
+    /// Whether a ServiceRequest's code lies in one of the knowledge file's advanced imaging
+    /// ranges (CT, MR, NM, PET), whatever this guideline says about it.
+    pub fn is_advanced_imaging(&self, sr: &crate::fhir::ServiceRequest) -> bool {
+        let kb = &self.kb;
+        let Some(code) = &sr.code else {
+            return false;
+        };
+        code.coding.iter().any(|c| {
+            let (Some(system), Some(value)) = (c.system.as_deref(), c.code.as_deref()) else {
+                return false;
+            };
+            kb.advanced_imaging.iter().any(|r| {
+                kb.code_systems.get(&r.system).is_some_and(|cs| {
+                    cs.uri == system.trim() || cs.aliases.iter().any(|a| a == system.trim())
+                }) && r.contains(value)
+            })
+        })
+    }
+
     pub fn procedure_index(&self, id: &str) -> Option<usize> {
         self.procedure_by_id.get(id).map(|&i| i as usize)
     }

@@ -75,12 +75,24 @@ pub fn pama_extensions(
 /// (from a previous call) are replaced; every other member is returned as received.
 pub fn rating_action(draft: &DraftOrder, extensions: Vec<Value>) -> Option<Action> {
     let mut resource: Map<String, Value> = serde_json::from_str(draft.raw.get()).ok()?;
+    set_pama_extensions(&mut resource, extensions)?;
+    Some(Action {
+        action_type: ActionType::Update,
+        description: format!("Attach ACR appropriateness rating to {}", draft.reference()),
+        resource: Some(Value::Object(resource)),
+        resource_id: None,
+    })
+}
+
+/// Replaces the PAMA rating extensions of `resource` with `extensions`, keeping every other
+/// extension in place. `None` when `extension` is present but not an array.
+pub fn set_pama_extensions(
+    resource: &mut Map<String, Value>,
+    extensions: Vec<Value>,
+) -> Option<()> {
     let list = resource
         .entry("extension")
         .or_insert_with(|| Value::Array(Vec::new()));
-    if !list.is_array() {
-        return None;
-    }
     let arr = list.as_array_mut()?;
     arr.retain(|e| {
         !e.get("url")
@@ -88,12 +100,7 @@ pub fn rating_action(draft: &DraftOrder, extensions: Vec<Value>) -> Option<Actio
             .is_some_and(|u| u.starts_with(PAMA_URL_PREFIX))
     });
     arr.extend(extensions);
-    Some(Action {
-        action_type: ActionType::Update,
-        description: format!("Attach ACR appropriateness rating to {}", draft.reference()),
-        resource: Some(Value::Object(resource)),
-        resource_id: None,
-    })
+    Some(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use crate::cds::CdsResponse;
 use crate::fhir::{
-    AllergyIntolerance, Condition, DiagnosticReport, Observation, Patient, Procedure,
+    AllergyIntolerance, Condition, Device, DiagnosticReport, Observation, Patient, Procedure,
     ServiceRequest,
 };
 use crate::knowledge::{Category, Contrast, Region};
@@ -76,6 +76,8 @@ pub struct PatientRecord {
     pub observations: Availability<Vec<Observation>>,
     pub reports: Availability<Vec<DiagnosticReport>>,
     pub allergies: Availability<Vec<AllergyIntolerance>>,
+    /// The patient's devices (MR-safety labelling).
+    pub devices: Availability<Vec<Device>>,
 }
 
 pub struct EvaluationRequest<'a> {
@@ -99,6 +101,13 @@ pub struct Options {
     pub legacy_system_actions: bool,
     /// Value of `pama-rating-qcdsm-consulted`, when configured (the CMS program is paused).
     pub qcdsm_consulted: Option<String>,
+    /// Patients under 18: advise a study rated as well with no / lower radiation (info card).
+    pub pediatric_radiation_cards: bool,
+    /// How alternatives are offered (one `update` of the draft, or `delete` + `create`).
+    pub suggestion_style: SuggestionStyle,
+    /// Rate advanced imaging outside this guideline (knowledge `advanced_imaging` code ranges)
+    /// `no-criteria-apply`.
+    pub rate_out_of_scope_imaging: bool,
 }
 
 impl Default for Options {
@@ -107,8 +116,22 @@ impl Default for Options {
             cards_for_appropriate: false,
             legacy_system_actions: true,
             qcdsm_consulted: None,
+            pediatric_radiation_cards: true,
+            suggestion_style: SuggestionStyle::Update,
+            rate_out_of_scope_imaging: true,
         }
     }
+}
+
+/// How a card's alternative is offered to the EHR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuggestionStyle {
+    /// One `update` action on the draft order: the new code, the PAMA rating of the
+    /// alternative, every other element as the client sent it (Argonaut PAMA, CDS Hooks sandbox).
+    Update,
+    /// `delete` of the draft order + `create` of the alternative.
+    Replace,
 }
 
 /// Source of uuids for cards, suggestions and consult ids (random in the service,

@@ -1,5 +1,6 @@
 //! The compiled-in knowledge file: it loads, every validation rule rejects a broken copy, and all
-//! 71 rating rows agree with the research pack's ACR tables.
+//! 71 rating rows agree with the ACR rating tables carried in
+//! `fixtures/reference/acr-vcf-ratings.toml` (source in `fixtures/reference/README.md`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use vcf_engine::knowledge::{
@@ -7,9 +8,9 @@ use vcf_engine::knowledge::{
     REQUIRED_VALUE_SETS, Region, Safety,
 };
 
-const RESEARCH_MD: &str = concat!(
+const REFERENCE_TABLES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/knowledge/acr-vcf-research.md"
+    "/../../fixtures/reference/acr-vcf-ratings.toml"
 );
 
 /// A change applied to a copy of the default knowledge.
@@ -480,12 +481,13 @@ fn load_str_returns_all_problems_for_an_edited_file() {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Cross-check against the research pack's ACR tables
+// Cross-check against the ACR rating tables (fixtures/reference/acr-vcf-ratings.toml)
 // ------------------------------------------------------------------------------------------------
 
-/// One row of a `**Variant N: ...**` table in the research pack.
-#[derive(Debug)]
-struct MdRow {
+/// One row of an ACR rating table, as carried in the reference file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefRow {
     procedure: String,
     category: String,
     rating: u8,
@@ -495,64 +497,38 @@ struct MdRow {
     peds_rrl: String,
 }
 
-/// Variant number -> (title, rows), parsed from the research pack markdown.
-fn parse_research_tables(md: &str) -> BTreeMap<u8, (String, Vec<MdRow>)> {
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefVariant {
+    number: u8,
+    title: String,
+    row: Vec<RefRow>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefTables {
+    variant: Vec<RefVariant>,
+}
+
+/// Variant number -> (title, rows), from the reference file's text.
+fn parse_reference_tables(text: &str) -> BTreeMap<u8, (String, Vec<RefRow>)> {
+    let tables: RefTables = toml::from_str(text).expect("the reference tables parse");
     let mut out = BTreeMap::new();
-    let mut lines = md.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(rest) = line
-            .trim()
-            .strip_prefix("**Variant ")
-            .and_then(|r| r.strip_suffix("**"))
-        else {
-            continue;
-        };
-        let (num, title) = rest.split_once(": ").expect("Variant N: title");
-        let num: u8 = num.parse().expect("variant number");
-        // Skip to the header row, then the separator row.
-        let header = lines
-            .by_ref()
-            .find(|l| l.trim_start().starts_with('|'))
-            .expect("table header");
-        assert!(header.contains("Procedure (ACR wording)"), "{header}");
-        let sep = lines.next().expect("separator");
-        assert!(sep.trim_start().starts_with("|---"), "{sep}");
-        let mut rows = Vec::new();
-        while let Some(l) = lines.peek() {
-            if !l.trim_start().starts_with('|') {
-                break;
-            }
-            let cells: Vec<&str> = l
-                .trim()
-                .trim_matches('|')
-                .split('|')
-                .map(str::trim)
-                .collect();
-            assert_eq!(cells.len(), 6, "row {l}");
-            let (rating, median) = cells[2].split_once(" (").expect("rating (median)");
-            rows.push(MdRow {
-                procedure: cells[0].to_string(),
-                category: cells[1].to_string(),
-                rating: rating.parse().expect("rating"),
-                median: median.trim_end_matches(')').parse().expect("median"),
-                soe: cells[3].to_string(),
-                adult_rrl: cells[4].to_string(),
-                peds_rrl: cells[5].to_string(),
-            });
-            lines.next();
-        }
+    for v in tables.variant {
         assert!(
-            out.insert(num, (title.to_string(), rows)).is_none(),
-            "variant {num} twice"
+            out.insert(v.number, (v.title, v.row)).is_none(),
+            "variant {} twice",
+            v.number
         );
     }
     out
 }
 
-/// Every disagreement between the knowledge base and the research tables, and the number of
-/// markdown rows compared.
-fn cross_check(kb: &Knowledge, md: &str) -> (Vec<String>, usize) {
-    let tables = parse_research_tables(md);
+/// Every disagreement between the knowledge base and the reference tables, and the number of
+/// reference rows compared.
+fn cross_check(kb: &Knowledge, reference: &str) -> (Vec<String>, usize) {
+    let tables = parse_reference_tables(reference);
     let mut mismatches = Vec::new();
     let mut compared = 0;
     let by_name: BTreeMap<&str, &knowledge::Procedure> =
@@ -638,15 +614,15 @@ fn cross_check(kb: &Knowledge, md: &str) -> (Vec<String>, usize) {
     (mismatches, compared)
 }
 
-fn research_md() -> String {
-    std::fs::read_to_string(RESEARCH_MD).unwrap_or_else(|e| {
-        panic!("cannot read the research pack at {RESEARCH_MD} (shared/ must sit beside the checkout): {e}")
+fn reference_tables() -> String {
+    std::fs::read_to_string(REFERENCE_TABLES).unwrap_or_else(|e| {
+        panic!("cannot read the ACR reference tables at {REFERENCE_TABLES}: {e}")
     })
 }
 
 #[test]
-fn all_71_rating_rows_match_the_research_tables() {
-    let md = research_md();
+fn all_71_rating_rows_match_the_acr_reference_tables() {
+    let md = reference_tables();
     let kb = loaded();
     let (mismatches, compared) = cross_check(&kb, &md);
     assert!(mismatches.is_empty(), "{mismatches:#?}");
@@ -657,7 +633,7 @@ fn all_71_rating_rows_match_the_research_tables() {
 
 #[test]
 fn cross_check_catches_a_changed_rating_rrl_soe_or_missing_row() {
-    let md = research_md();
+    let md = reference_tables();
     let mut kb = loaded();
     variant(&mut kb, "V2").ratings[1].rating = 6; // CT w/o 7 -> 6
     variant(&mut kb, "V6").ratings[2].evidence = "Moderate".into();
@@ -673,5 +649,45 @@ fn cross_check_catches_a_changed_rating_rrl_soe_or_missing_row() {
         "V9: procedure sets differ",
     ] {
         assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+}
+
+#[test]
+fn rejects_bad_advanced_imaging_ranges_and_ranges_contain_their_bounds() {
+    let kb = loaded();
+    let head = kb
+        .advanced_imaging
+        .iter()
+        .find(|r| r.from == "70450")
+        .expect("CT head range");
+    assert!(head.contains("70450") && head.contains("70498") && !head.contains("70499"));
+    assert!(!head.contains("7045") && !head.contains("70450A"));
+    let p = problems_after(|kb| {
+        kb.advanced_imaging[0].from = "7045X".into();
+        kb.advanced_imaging[1].system = "nope".into();
+        kb.advanced_imaging[2].source = " ".into();
+    });
+    assert_problem(&p, "from and to must be numeric codes of one length");
+    assert_problem(&p, "unknown code system key \"nope\"");
+    assert_problem(&p, "display and source are required");
+}
+
+#[test]
+fn override_reasons_cover_each_card_kind() {
+    use vcf_engine::knowledge::OverrideUse;
+    let kb = loaded();
+    for kind in [
+        OverrideUse::Imaging,
+        OverrideUse::Treatment,
+        OverrideUse::Safety,
+    ] {
+        assert!(
+            kb.override_reasons
+                .iter()
+                .filter(|r| r.applies_to.contains(&kind))
+                .count()
+                >= 2,
+            "{kind:?}"
+        );
     }
 }

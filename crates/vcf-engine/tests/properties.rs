@@ -245,7 +245,7 @@ proptest! {
         legacy in any::<bool>(),
     ) {
         let (record, orders) = build(&conds, &ords, &procedures, egfr, birth_year);
-        let options = Options { cards_for_appropriate, legacy_system_actions: legacy, qcdsm_consulted: None };
+        let options = Options { cards_for_appropriate, legacy_system_actions: legacy, qcdsm_consulted: None, ..Options::default() };
         let hook = if sign { Hook::OrderSign } else { Hook::OrderSelect };
         // check_invariants: check(), update = original + PAMA extensions, legacy copy, uuids.
         let ev = evaluate_with(hook, &record, &orders, &options);
@@ -263,14 +263,35 @@ proptest! {
                     continue;
                 }
             };
+            // Issue 9: when the ordered study itself is unsafe for the patient, the safe Usually
+            // appropriate studies are offered (possibly rated lower); for a child, a study rated
+            // as well with a lower pediatric radiation level. Otherwise strictly better rated and
+            // Usually appropriate.
+            let unsafe_order = o
+                .safety_notes
+                .iter()
+                .any(|n| n.starts_with("The ordered study:") && !n.contains("group II"));
             for s in &o.suggestions {
                 let q = e.procedure_index(&s.procedure_id).unwrap();
                 for &v in &variants {
                     let alt = e.rating(v, q).expect("suggestion is rated in the variant");
-                    if let Some(ord) = e.rating(v, ordered) {
-                        prop_assert!(alt.rating > ord.rating, "{} {} <= {} in {}", s.procedure_id, alt.rating, ord.rating, kb.variants[v].id);
+                    let ua = alt.category.normalized() == vcf_engine::knowledge::Category::UsuallyAppropriate;
+                    if unsafe_order {
+                        prop_assert!(ua || e.rating(v, ordered).is_some_and(|ord| alt.rating >= ord.rating));
+                        continue;
                     }
-                    prop_assert_eq!(alt.category.normalized(), vcf_engine::knowledge::Category::UsuallyAppropriate);
+                    if let Some(ord) = e.rating(v, ordered) {
+                        prop_assert!(alt.rating >= ord.rating, "{} {} < {} in {}", s.procedure_id, alt.rating, ord.rating, kb.variants[v].id);
+                        if !(alt.rating > ord.rating && ua) {
+                            let lvl = |x: usize| e.radiation_level(x, p.region, true);
+                            prop_assert!(
+                                lvl(q).is_some_and(|a| lvl(ordered).is_some_and(|b| a < b)),
+                                "{} rated {} (not better) without less radiation", s.procedure_id, alt.rating
+                            );
+                        }
+                    } else {
+                        prop_assert!(ua);
+                    }
                 }
             }
             if o.outcome == Outcome::Ambiguous {

@@ -22,6 +22,10 @@ pub struct FeedbackItem {
     pub outcome: String,
     pub outcome_timestamp: String,
     pub accepted_suggestions: Vec<String>,
+    /// `accepted` entries: whether every accepted suggestion id was issued on that card
+    /// (`false` also when the card is not in this store); `null` for `overridden` entries and
+    /// entries stored before the check existed.
+    pub suggestion_known: Option<bool>,
     pub override_reason: Option<Value>,
     pub user_comment: Option<String>,
     pub delivery: String,
@@ -31,7 +35,7 @@ pub struct FeedbackItem {
 
 pub(super) const FEEDBACK_COLUMNS: &str = "f.feedback_id, f.received_at_ms, f.service_id, f.card_uuid, \
     f.outcome, f.outcome_at_ms, f.accepted_suggestions, f.override_system, f.override_code, \
-    f.override_display, f.user_comment, f.delivery";
+    f.override_display, f.user_comment, f.delivery, f.suggestion_known";
 
 pub(super) fn feedback_from_row(r: &AnyRow) -> Result<FeedbackItem, QueryError> {
     let system: Option<String> = r.try_get("override_system")?;
@@ -55,6 +59,9 @@ pub(super) fn feedback_from_row(r: &AnyRow) -> Result<FeedbackItem, QueryError> 
         outcome: r.try_get("outcome")?,
         outcome_timestamp: ms_to_rfc3339(r.try_get("outcome_at_ms")?),
         accepted_suggestions: json_list(r.try_get("accepted_suggestions")?),
+        suggestion_known: r
+            .try_get::<Option<i64>, _>("suggestion_known")?
+            .map(|k| k != 0),
         override_reason,
         user_comment: r.try_get("user_comment")?,
         delivery: r.try_get("delivery")?,

@@ -217,11 +217,16 @@ pub async fn summary(db: &Db, filters: &Filters, bucket: Bucket) -> Result<Value
          COUNT(DISTINCT f.card_uuid), \
          COUNT(DISTINCT CASE WHEN f.outcome = 'accepted' THEN f.card_uuid END), \
          COUNT(DISTINCT CASE WHEN f.outcome = 'overridden' THEN f.card_uuid END), \
-         CAST(COALESCE(SUM(CASE WHEN f.outcome = 'accepted' THEN f.accepted_count ELSE 0 END), 0) AS BIGINT) \
+         CAST(COALESCE(SUM(CASE WHEN f.outcome = 'accepted' THEN f.accepted_count ELSE 0 END), 0) AS BIGINT), \
+         COUNT(DISTINCT CASE WHEN f.outcome = 'accepted' AND f.suggestion_known = 1 THEN f.card_uuid END), \
+         CAST(COALESCE(SUM(CASE WHEN f.outcome = 'accepted' AND f.suggestion_known = 1 THEN f.accepted_count ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN f.outcome = 'accepted' AND f.suggestion_known = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) \
          FROM audit_feedback f WHERE f.card_uuid IN ({cards_sub})"
     );
     let f = &fetch_one(db, sql, binds).await?;
     let (entries, with_fb, acc, ovr, sugg) = (i(f, 0)?, i(f, 1)?, i(f, 2)?, i(f, 3)?, i(f, 4)?);
+    // Feedback truth (issue 9): accepts whose suggestion ids were all issued on the card.
+    let (acc_known, sugg_known, acc_unknown) = (i(f, 5)?, i(f, 6)?, i(f, 7)?);
 
     let mut binds = vec![];
     let w = filters.where_orders(&mut binds);
@@ -335,6 +340,9 @@ pub async fn summary(db: &Db, filters: &Filters, bucket: Bucket) -> Result<Value
             "override_rate": share(ovr, with_fb),
             "override_rate_of_cards_issued": share(ovr, cards),
             "suggestions_accepted": sugg,
+            "cards_accepted_known": acc_known,
+            "suggestions_accepted_known": sugg_known,
+            "accepted_entries_unknown_suggestion": acc_unknown,
             "entries": entries,
             "unlinked_entries": unlinked,
         },

@@ -207,7 +207,7 @@
       ["Rated", fmtInt(s.orders_rated), fmtInt(s.usually_appropriate) + " usually appropriate", ""],
       ["Usually not appropriate", pct(s.not_appropriate_share), fmtInt(s.not_appropriate) + " of rated orders", s.not_appropriate_share > 0.2 ? "bad" : ""],
       ["Override rate", pct(fb.override_rate || 0), fmtInt(fb.cards_overridden) + " of " + fmtInt(fb.cards_with_feedback) + " cards with feedback", (fb.override_rate || 0) > 0.5 ? "warn" : ""],
-      ["Suggestions accepted", fmtInt(fb.suggestions_accepted), fmtInt(fb.cards_accepted) + " cards accepted", ""],
+      ["Suggestions accepted (issued)", fmtInt(fb.suggestions_accepted_known), fmtInt(fb.cards_accepted_known) + " cards; " + fmtInt(fb.accepted_entries_unknown_suggestion) + " accepts naming a suggestion not issued on the card", (fb.accepted_entries_unknown_suggestion || 0) > 0 ? "warn" : ""],
       ["Spooled (late) records", fmtInt((s.delivery || {}).spooled || 0), "answered while the store was down", ((s.delivery || {}).spooled || 0) > 0 ? "warn" : ""]
     ].forEach(function (x) {
       var d = el("div", { "class": "kpi " + x[3], "data-kpi": x[0] });

@@ -1,11 +1,12 @@
 //! The card of an order whose candidate variants disagree (no rating; the deciding facts).
 
 use super::{
-    AltScope, CardInput, alternatives, build_suggestions, bullets, candidate_conditions, card,
-    provenance, radiation_line, summary,
+    AltScope, CardInput, alternatives, assumed_line, build_suggestions, bullets,
+    candidate_conditions, card, radiation_short, source_line, summary,
 };
 use crate::cds::{Card, Indicator, SelectionBehavior};
 use crate::facts::FactValue;
+use crate::facts::cut_words;
 use crate::knowledge::{Fact, ProcedureKind};
 use crate::types::{IdSource, OrderEvaluation};
 
@@ -30,7 +31,7 @@ pub fn ambiguous_card(
         input.facts,
         input.rec.region,
     );
-    let built = build_suggestions(input, &alts, ids);
+    let built = build_suggestions(input, &alts, false, ids);
     let rest = if deciding.is_empty() {
         ": fits overlapping ACR VCF scenarios, not rated".to_owned()
     } else {
@@ -38,40 +39,34 @@ pub fn ambiguous_card(
         format!(": ACR rating depends on {}", names.join(" and "))
     };
     let mut detail = String::from(
-        "The patient fits several scenarios of the ACR criteria that rate this order differently, so no appropriateness rating is given.",
+        "**Not rated:** the patient fits several ACR scenarios that rate this order differently.",
     );
     if deciding.is_empty() {
-        detail.push_str(" No single missing fact separates them (the scenarios overlap).");
+        detail.push_str(" No single missing fact separates them.");
     } else {
         let lines: Vec<String> = deciding
             .iter()
+            .take(3)
             .map(|f| match input.facts.get(*f) {
-                FactValue::Unknown(why) => format!("{}: {why}", f.name()),
+                FactValue::Unknown(why) => cut_words(&format!("{}: {why}", f.name()), 130),
                 _ => f.name().to_owned(),
             })
             .collect();
-        detail.push_str(&bullets(
-            "Deciding fact(s), not known from the record",
-            &lines,
-        ));
+        detail.push_str(&bullets("Deciding facts, not in the record", &lines));
     }
     let either: Vec<String> = class
         .candidates
         .iter()
         .enumerate()
+        .take(3)
         .map(|(i, c)| {
             let v = &kb.variants[c.variant];
             let cond = candidate_conditions(input.facts, class, i);
+            let title = format!("{} {}", v.id, v.title);
+            let head = cut_words(&format!("{title}{cond}"), 150);
             match engine.rating(c.variant, input.rec.procedure) {
-                Some(r) => format!(
-                    "{} \"{}\"{cond}: **{}**, {}/9, strength of evidence {}",
-                    v.id,
-                    v.title,
-                    r.category.label(),
-                    r.rating,
-                    r.evidence
-                ),
-                None => format!("{} \"{}\"{cond}: not rated in this scenario", v.id, v.title),
+                Some(r) => format!("{head}: **{}**, {}/9", r.category.label(), r.rating),
+                None => format!("{head}: not rated"),
             }
         })
         .collect();
@@ -80,20 +75,25 @@ pub fn ambiguous_card(
         "\n\nRecord the deciding fact (problem list or the order's reason) to get a rating.",
     );
     if kb.procedures[input.rec.procedure].kind == ProcedureKind::Imaging
-        && let Some(line) =
-            radiation_line(engine, input.rec.procedure, input.rec.region, input.facts)
+        && let Some(r) = radiation_short(
+            engine,
+            input.rec.procedure,
+            input.rec.region,
+            input.facts.pediatric,
+        )
     {
-        detail.push_str("\n\n");
-        detail.push_str(&line);
+        detail.push_str(&format!(" Ordered study: {r}."));
     }
-    detail.push_str(&bullets("Assumptions", &ev.assumptions));
+    detail.push_str(&assumed_line(&ev.assumptions, 200));
     if !built.suggestions.is_empty() {
         detail.push_str(
-            "\n\nThe suggestions are rated Usually appropriate in every one of these scenarios.",
+            "\n\nThe suggestions are Usually appropriate in every one of these scenarios.",
         );
     }
-    detail.push_str(&bullets("Not suggested, and safety notes", &built.withheld));
-    detail.push_str(&provenance(engine, None, None));
+    for w in built.withheld.iter().take(2) {
+        detail.push_str(&format!("\n\n{}", cut_words(w, 260)));
+    }
+    detail.push_str(&source_line(engine, None));
     let mut card = card(
         engine,
         card_uuid,

@@ -30,16 +30,18 @@ mod text;
 pub mod topics;
 mod undetermined;
 
-pub use alternatives::{AltScope, Alternative, alternatives, safety_block};
+pub use alternatives::{
+    AltScope, Alternative, alternatives, gadolinium_note, pediatric_alternatives, safety_block,
+};
 pub use ambiguous::ambiguous_card;
 pub use no_variant::no_variant_card;
 pub use out_of_scope::out_of_scope_card;
 pub use override_reasons::override_reasons;
-pub use rated::rated_card;
+pub use rated::{RatedPlan, rated_card};
 pub use suggestions::{Built, build_suggestions};
 pub use text::{
-    bullets, candidate_conditions, facts_used, order_display, procedure_label, provenance,
-    radiation_line, summary,
+    assumed_line, bullets, candidate_conditions, facts_used, order_display, procedure_label,
+    radiation_line, radiation_short, source_line, summary,
 };
 pub use undetermined::vcf_undetermined_card;
 
@@ -49,7 +51,7 @@ use crate::facts::PatientFacts;
 use crate::fhir::ServiceRequest;
 use crate::index::Engine;
 use crate::orders::Recognition;
-use crate::types::{DraftOrder, EvaluationRequest};
+use crate::types::{DraftOrder, EvaluationRequest, Options};
 
 /// Everything a card for one order is built from.
 pub struct CardInput<'a> {
@@ -60,6 +62,7 @@ pub struct CardInput<'a> {
     pub rec: &'a Recognition,
     pub facts: &'a PatientFacts,
     pub class: &'a Classification,
+    pub options: &'a Options,
 }
 
 /// Label of the card source, e.g. "ACR Appropriateness Criteria® Management of Vertebral

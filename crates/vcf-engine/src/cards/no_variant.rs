@@ -1,9 +1,10 @@
 //! The card of an order no variant of the guideline rates ("no criteria apply").
 
 use super::topics::{self, related_topics, topic_links};
-use super::{CardInput, bullets, card, provenance, summary};
+use super::{CardInput, assumed_line, bullets, card, source_line, summary};
 use crate::cds::{Card, Indicator};
 use crate::facts::FactValue;
+use crate::facts::cut_words;
 use crate::knowledge::{ProcedureKind, Region};
 use crate::types::{IdSource, OrderEvaluation};
 
@@ -74,19 +75,32 @@ pub fn no_variant_card(
         }
     }
     let related = related_topics(engine, &related);
+    let why: Vec<String> = why.iter().take(3).map(|w| cut_words(w, 160)).collect();
     let mut detail = format!(
-        "No scenario of the ACR VCF criteria fits this patient and order, so the rating is \"no criteria apply\".{}",
+        "**No criteria apply:** no scenario of the ACR VCF criteria fits this patient and order.{}",
         bullets("Why", &why)
     );
-    detail.push_str(&bullets("Assumptions", &ev.assumptions));
+    detail.push_str(&assumed_line(&ev.assumptions, 200));
     detail.push_str(&bullets(
         "Related ACR topics that may apply",
         &related
             .iter()
-            .map(|t| format!("{}: {}", t.title, t.when))
+            .take(3)
+            .map(|t| {
+                cut_words(
+                    &format!(
+                        "{}: {}",
+                        t.title
+                            .trim_start_matches("ACR Appropriateness Criteria")
+                            .trim(),
+                        t.when
+                    ),
+                    160,
+                )
+            })
             .collect::<Vec<_>>(),
     ));
-    detail.push_str(&provenance(engine, None, None));
+    detail.push_str(&source_line(engine, None));
     let mut card = card(
         engine,
         ids.next_uuid().to_string(),

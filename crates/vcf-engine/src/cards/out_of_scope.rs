@@ -1,8 +1,9 @@
 //! The card of an order for a high-energy traumatic fracture (outside the VCF guideline).
 
 use super::topics::{self, related_topics, topic_links};
-use super::{bullets, card, provenance, summary};
+use super::{assumed_line, bullets, card, source_line, summary};
 use crate::cds::{Card, Indicator};
+use crate::facts::cut_words;
 use crate::facts::{Evidence, PatientFacts};
 use crate::index::Engine;
 use crate::types::{IdSource, OrderEvaluation};
@@ -35,18 +36,29 @@ pub fn out_of_scope_card(
     let mut detail = format!(
         "{}\n\n**Fracture on record:** {}",
         kb.guideline.scope_note,
-        evidence.describe()
+        evidence.short()
     );
-    detail.push_str(&bullets("Assumptions", &ev.assumptions));
+    detail.push_str(&assumed_line(&ev.assumptions, 200));
     detail.push_str("\n\nIf this is a low-energy (fragility) fracture, record osteoporosis or the fracture's cause on the problem list to get a rating under the VCF criteria.");
     detail.push_str(&bullets(
         "Applicable ACR topic",
         &related
             .iter()
-            .map(|t| format!("{}: {}", t.title, t.when))
+            .map(|t| {
+                cut_words(
+                    &format!(
+                        "{}: {}",
+                        t.title
+                            .trim_start_matches("ACR Appropriateness Criteria")
+                            .trim(),
+                        t.when
+                    ),
+                    160,
+                )
+            })
             .collect::<Vec<_>>(),
     ));
-    detail.push_str(&provenance(engine, None, None));
+    detail.push_str(&source_line(engine, None));
     let rest = format!(": traumatic fracture, outside the ACR VCF criteria (see {short})");
     let mut card = card(
         engine,

@@ -2,15 +2,17 @@
 //! create the alternative order (same patient, encounter, reason; codes for the draft's region).
 
 use super::CardInput;
-use super::alternatives::{Alternative, safety_block};
+use super::alternatives::{Alternative, gadolinium_note, safety_block};
 use super::text::procedure_label;
 use crate::cds::{Action, ActionType, Suggestion};
 use crate::fhir::{CodeableConcept, ServiceRequest};
 use crate::index::Engine;
-use crate::knowledge::{Procedure, ProcedureKind, Region};
+use crate::knowledge::{Category, Procedure, ProcedureKind, Region};
 use crate::orders::region_from_body_site;
-use crate::types::{IdSource, SuggestionRecord};
+use crate::rating::{pama_extensions, set_pama_extensions};
+use crate::types::{IdSource, PamaRating, SuggestionRecord, SuggestionStyle};
 use fhir_build::{CodingSpec, ConceptSpec, NewServiceRequest};
+use serde_json::{Map, Value, json};
 
 /// Suggestions built for a card.
 #[derive(Debug, Default)]
@@ -22,7 +24,25 @@ pub struct Built {
 }
 
 /// Builds the suggestions for `alts` (safety-screened), the top one recommended.
-pub fn build_suggestions(input: &CardInput, alts: &[Alternative], ids: &mut dyn IdSource) -> Built {
+///
+/// How an alternative is offered (issue 9):
+/// - for a whole-body or staging order (bone scan, PET), the alternative is an additional order
+///   (`create`), unless the ordered study is usually not appropriate (`ordered_not_appropriate`);
+/// - otherwise, with `SuggestionStyle::Update` and a draft with an id, one `update` of the draft:
+///   the alternative's code and PAMA rating, everything else as the client sent it (Argonaut
+///   PAMA; what the CDS Hooks sandbox applies);
+/// - otherwise (`Replace`, a referral, an order split over several spine segments) `delete` of
+///   the draft + `create` of the alternative;
+/// - "no order" alternatives (medical management instead of a procedure) cancel the draft.
+///
+/// A gadolinium study for a patient with low eGFR is suggested with the group II note in its
+/// label; anything else unsafe for the patient is withheld with the reason.
+pub fn build_suggestions(
+    input: &CardInput,
+    alts: &[Alternative],
+    ordered_not_appropriate: bool,
+    ids: &mut dyn IdSource,
+) -> Built {
     let engine = input.engine;
     let kb = engine.knowledge();
     let mut built = Built::default();
@@ -41,6 +61,7 @@ pub fn build_suggestions(input: &CardInput, alts: &[Alternative], ids: &mut dyn 
             ));
             continue;
         }
+        let gad = gadolinium_note(engine, p, input.facts);
         let rating_text = format!("{}, {}/9", alt.category.label(), alt.rating);
         let (label, actions, codes) = if p.no_order {
             let Some(d) = &delete else {
@@ -56,8 +77,6 @@ pub fn build_suggestions(input: &CardInput, alts: &[Alternative], ids: &mut dyn 
                 Vec::new(),
             )
         } else {
-            let mut actions: Vec<Action> = delete.iter().cloned().collect();
-            let mut codes = Vec::new();
             // Referrals carry no procedure code (category + performerType instead).
             let referral = p.referral.is_some();
             let targets: Vec<(Region, Vec<CodingSpec>)> = if referral {
@@ -74,35 +93,72 @@ pub fn build_suggestions(input: &CardInput, alts: &[Alternative], ids: &mut dyn 
                     }
                 }
             };
+            // A whole-body / staging order (bone scan, PET) keeps its purpose: the alternative
+            // is ordered in addition, unless the order itself is usually not appropriate.
+            let additional = input.rec.region == Region::Body && !ordered_not_appropriate;
+            let mut codes = Vec::new();
+            let mut actions: Vec<Action> = Vec::new();
             let mut labels = Vec::new();
-            let mut failed = None;
-            for (region, codings) in targets {
-                let name = procedure_label(engine, alt.procedure, region);
-                codes.extend(code_keys(&codings));
-                match new_order(input, p, &name, codings, referral, ids) {
-                    Ok(resource) => {
-                        actions.push(Action {
-                            action_type: ActionType::Create,
-                            description: format!("Add a draft order: {name}"),
-                            resource: Some(resource),
-                            resource_id: None,
-                        });
-                        labels.push(name);
+            // An update changes only the code: the draft must be coded and of the same kind (a
+            // referral or a differently built order is replaced instead).
+            let same_kind = kb.procedures[input.rec.procedure].kind == p.kind
+                && kb.procedures[input.rec.procedure].referral.is_none()
+                && input.sr.code.as_ref().is_some_and(|c| !c.coding.is_empty());
+            if !additional
+                && !referral
+                && same_kind
+                && targets.len() == 1
+                && input.options.suggestion_style == SuggestionStyle::Update
+                && input.draft.id.is_some()
+            {
+                let (region, codings) = &targets[0];
+                let name = procedure_label(engine, alt.procedure, *region);
+                match update_order(input, alt, &name, codings, ids) {
+                    Some(a) => actions.push(a),
+                    None => {
+                        built.withheld.push(format!(
+                            "{} not suggested: the draft order cannot be updated.",
+                            p.name
+                        ));
+                        continue;
                     }
-                    Err(e) => failed = Some(e),
+                }
+                codes.extend(code_keys(codings));
+                labels.push(name);
+            } else {
+                if !additional {
+                    actions.extend(delete.iter().cloned());
+                }
+                let mut failed = None;
+                for (region, codings) in targets {
+                    let name = procedure_label(engine, alt.procedure, region);
+                    codes.extend(code_keys(&codings));
+                    match new_order(input, p, &name, codings, referral, ids) {
+                        Ok(resource) => {
+                            actions.push(Action {
+                                action_type: ActionType::Create,
+                                description: format!("Add a draft order: {name}"),
+                                resource: Some(resource),
+                                resource_id: None,
+                            });
+                            labels.push(name);
+                        }
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                if let Some(e) = failed {
+                    built.withheld.push(format!(
+                        "{} not suggested: could not build the order ({e}).",
+                        p.name
+                    ));
+                    continue;
                 }
             }
-            if let Some(e) = failed {
-                built.withheld.push(format!(
-                    "{} not suggested: could not build the order ({e}).",
-                    p.name
-                ));
-                continue;
-            }
-            let verb = if delete.is_some() {
-                "Replace with"
-            } else {
-                "Add"
+            let verb = match actions.first().map(|a| a.action_type) {
+                Some(ActionType::Update) => "Change to",
+                Some(ActionType::Delete) => "Replace with",
+                _ if additional => "Also order",
+                _ => "Add",
             };
             (
                 format!("{verb} {} ({rating_text})", labels.join(" + ")),
@@ -110,6 +166,16 @@ pub fn build_suggestions(input: &CardInput, alts: &[Alternative], ids: &mut dyn 
                 codes,
             )
         };
+        let label = match &gad {
+            Some(_) => format!("{label}, group II gadolinium agent"),
+            None => label,
+        };
+        if let Some((why, _)) = gad {
+            built.withheld.push(format!(
+                "{} suggested with a group II gadolinium agent: {why}.",
+                p.name
+            ));
+        }
         let uuid = ids.next_uuid().to_string();
         let recommended = built.suggestions.is_empty();
         built.records.push(SuggestionRecord {
@@ -129,6 +195,51 @@ pub fn build_suggestions(input: &CardInput, alts: &[Alternative], ids: &mut dyn 
         });
     }
     built
+}
+
+/// One `update` of the draft order to `name` (`codings`): the new code and the alternative's
+/// PAMA rating; every other element exactly as the client sent it.
+fn update_order(
+    input: &CardInput,
+    alt: &Alternative,
+    name: &str,
+    codings: &[CodingSpec],
+    ids: &mut dyn IdSource,
+) -> Option<Action> {
+    let engine = input.engine;
+    let kb = engine.knowledge();
+    let mut resource: Map<String, Value> = serde_json::from_str(input.draft.raw.get()).ok()?;
+    let coding: Vec<Value> = codings
+        .iter()
+        .map(|c| {
+            let mut v = json!({"system": c.system, "code": c.code});
+            if let Some(d) = &c.display {
+                v["display"] = json!(d);
+            }
+            v
+        })
+        .collect();
+    resource.insert("code".into(), json!({"coding": coding, "text": name}));
+    let row = engine.rating(alt.variant, alt.procedure)?;
+    let pama = match row.category.normalized() {
+        Category::UsuallyNotAppropriate => PamaRating::NotAppropriate,
+        _ => PamaRating::Appropriate,
+    };
+    let consult = format!("urn:uuid:{}", ids.next_uuid());
+    let ext = pama_extensions(
+        &kb.guideline,
+        pama,
+        Some((row, &kb.variants[alt.variant].id)),
+        &consult,
+        input.options,
+    );
+    set_pama_extensions(&mut resource, ext)?;
+    Some(Action {
+        action_type: ActionType::Update,
+        description: format!("Change {} to {name}", input.draft.reference()),
+        resource: Some(Value::Object(resource)),
+        resource_id: None,
+    })
 }
 
 /// Codes for an order of `procedure` matching the draft's region: one entry per created order.

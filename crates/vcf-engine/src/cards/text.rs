@@ -2,10 +2,11 @@
 //! orders and procedures are named, the radiation line and the facts a rating relied on.
 
 use crate::classify::{Classification, reliance_text};
+use crate::facts::cut_words;
 use crate::facts::{FactValue, PatientFacts};
 use crate::fhir::ServiceRequest;
 use crate::index::Engine;
-use crate::knowledge::{RatingRow, Region};
+use crate::knowledge::Region;
 use crate::orders::Recognition;
 use std::fmt::Write;
 
@@ -24,8 +25,8 @@ pub fn order_display(engine: &Engine, sr: &ServiceRequest, rec: Option<&Recognit
         .unwrap_or_else(|| "Order".into())
 }
 
-/// Card summary `{order}{rest}` under 140 characters: the order display is shortened (by
-/// characters, with an ellipsis) when needed.
+/// Card summary `{order}{rest}` under 140 characters: the order display is shortened at a
+/// word boundary (with an ellipsis) when needed.
 pub fn summary(order: &str, rest: &str) -> String {
     const MAX: usize = 139;
     let rest_len = rest.chars().count();
@@ -34,12 +35,15 @@ pub fn summary(order: &str, rest: &str) -> String {
     let text = if order.chars().count() <= room {
         format!("{order}{rest}")
     } else if room > 1 {
-        let cut: String = order.chars().take(room - 1).collect();
-        format!("{}…{rest}", cut.trim_end())
+        format!("{}{rest}", cut_words(order, room))
     } else {
-        rest.chars().take(MAX).collect()
+        cut_words(rest, MAX)
     };
-    text.chars().take(MAX).collect()
+    if text.chars().count() <= MAX {
+        text
+    } else {
+        cut_words(&text, MAX)
+    }
 }
 
 /// The ACR procedure name with "spine area of interest" replaced by the region when the region
@@ -81,32 +85,55 @@ pub fn radiation_line(
     })
 }
 
-/// The provenance footer: knowledge version, variant, rating, SOE, source confidence.
-pub fn provenance(engine: &Engine, variant: Option<usize>, row: Option<&RatingRow>) -> String {
+/// The one source line a card ends with: "ACR Appropriateness Criteria, Management of VCF
+/// (2022), variant 1". Full provenance (knowledge version, rating row, source confidence) is in
+/// the audit record and the card's `source`, not in the text.
+pub fn source_line(engine: &Engine, variant: Option<usize>) -> String {
     let kb = engine.knowledge();
     let g = &kb.guideline;
-    let mut s = String::from("\n\n---\n_Provenance: ");
-    let _ = write!(s, "{} ({}); ", g.title, g.revision);
+    let mut s = String::from("\n\n");
+    match &g.short_citation {
+        Some(c) => s.push_str(c),
+        None => {
+            let _ = write!(s, "{} ({})", g.title, g.revision);
+        }
+    }
     if let Some(v) = variant {
-        let v = &kb.variants[v];
-        let _ = write!(s, "variant {} \"{}\"; ", v.id, v.title);
+        let id = &kb.variants[v].id;
+        let _ = write!(s, ", variant {}", id.trim_start_matches(['V', 'v']));
     }
-    if let Some(r) = row {
-        let _ = write!(
-            s,
-            "rating {}/9 (median {}), {}, strength of evidence {}; ",
-            r.rating,
-            r.median,
-            r.category.label(),
-            r.evidence
-        );
-    }
-    let _ = write!(
-        s,
-        "source confidence {:?}: {}. Knowledge base {} ({})._",
-        g.confidence, g.ratings_source, kb.version, kb.status
-    );
     s
+}
+
+/// A study's radiation for a card line: "no radiation" or the ACR level text (pediatric levels
+/// for children).
+pub fn radiation_short(
+    engine: &Engine,
+    procedure: usize,
+    region: Region,
+    pediatric: bool,
+) -> Option<String> {
+    if engine.radiation_level(procedure, region, pediatric) == Some(0) {
+        return Some("no radiation".into());
+    }
+    let t = engine.radiation_text(procedure, region, pediatric)?.trim();
+    Some(if t == "Varies" {
+        "radiation varies by region".into()
+    } else {
+        format!("radiation {t}")
+    })
+}
+
+/// The assumptions as one line, cut at a word boundary ("" when there are none).
+pub fn assumed_line(assumptions: &[String], max: usize) -> String {
+    if assumptions.is_empty() {
+        return String::new();
+    }
+    let joined: Vec<&str> = assumptions
+        .iter()
+        .map(|a| a.trim_start_matches("assumes "))
+        .collect();
+    format!("\n\n**Assumed:** {}", cut_words(&joined.join("; "), max))
 }
 
 /// Bulleted list (empty string for no items).
@@ -121,20 +148,35 @@ pub fn bullets(title: &str, items: &[String]) -> String {
     s
 }
 
-/// Facts of the chosen variant that are present, with their evidence.
-pub fn facts_used(engine: &Engine, facts: &PatientFacts, variant: usize) -> Vec<String> {
+/// Facts of the chosen variant that are present, each record once ("a new fracture; osteoporosis:
+/// M80.08XA Age-related osteoporosis… (Condition/c1)"), at most `max` lines.
+pub fn facts_used(
+    engine: &Engine,
+    facts: &PatientFacts,
+    variant: usize,
+    max: usize,
+) -> Vec<String> {
     let mut seen = Vec::new();
-    let mut out = Vec::new();
+    // (evidence key, phrases, short evidence)
+    let mut groups: Vec<(String, Vec<&str>, String)> = Vec::new();
     for f in engine.variant_facts(variant) {
         if seen.contains(&f) {
             continue;
         }
         seen.push(f);
         if let FactValue::Present(e) = facts.get(f) {
-            out.push(format!("{}: {}", f.phrase(true), e.describe()));
+            let key = format!("{}|{}", e.source, e.code);
+            match groups.iter_mut().find(|g| g.0 == key) {
+                Some(g) => g.1.push(f.phrase(true)),
+                None => groups.push((key, vec![f.phrase(true)], e.short())),
+            }
         }
     }
-    out
+    groups
+        .into_iter()
+        .take(max)
+        .map(|(_, phrases, ev)| format!("{}: {ev}", phrases.join("; ")))
+        .collect()
 }
 
 /// Relative text for a candidate's reliance list ("if …").
@@ -163,12 +205,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summaries_are_cut_by_characters() {
+    fn summaries_are_cut_at_word_boundaries() {
         let long = "é".repeat(200);
         let s = summary(&long, ": Usually not appropriate (ACR 3/9)");
         assert!(s.chars().count() < 140);
         assert!(s.ends_with("(ACR 3/9)"));
         assert!(s.contains('…'));
         assert_eq!(summary("CT", ": x"), "CT: x");
+        let words = "MRI lumbar spine without and with intravenous contrast material ".repeat(4);
+        let s = summary(&words, ": Usually appropriate (ACR 9/9)");
+        assert!(s.chars().count() < 140, "{s}");
+        let head = s.split('…').next().unwrap();
+        assert!(
+            words.starts_with(head) && words[head.len()..].starts_with(' '),
+            "{s}"
+        );
     }
 }

@@ -42,6 +42,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                     Src::Observation => "Observation",
                     Src::Procedure => "Procedure",
                     Src::Allergy => "AllergyIntolerance",
+                    Src::Device => "Device",
                     Src::OrderReason | Src::ReasonReference => unreachable!(),
                 };
                 match id {
@@ -53,7 +54,9 @@ impl<'d, 'a> Derivation<'d, 'a> {
         let coding = item.coding(vs);
         Evidence {
             source,
-            code: coding.and_then(|c| c.code.clone()).unwrap_or_default(),
+            code: coding
+                .map(|c| super::printed_code(self.engine, c))
+                .unwrap_or_default(),
             display: coding.and_then(|c| c.display.clone()),
             detail: item.date.map(|d| format!("dated {}", d.latest_date())),
             assumption: None,

@@ -167,7 +167,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                     e.assumption = Some(format!(
                         "the fracture is assumed new from the ICD-10-CM 7th character '{ch}' \
                              (initial encounter) of {}: no onset date recorded",
-                        c.code.as_deref().unwrap_or_default()
+                        super::printed_code(self.engine, c)
                     ));
                     return present(e);
                 }
@@ -176,7 +176,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
                         format!(
                             "the fracture is not new: ICD-10-CM 7th character '{ch}' \
                                  (subsequent encounter or sequela) of {} ({})",
-                            c.code.as_deref().unwrap_or_default(),
+                            super::printed_code(self.engine, c),
                             e.source
                         )
                     });

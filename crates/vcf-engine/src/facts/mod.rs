@@ -24,6 +24,8 @@ mod safety;
 
 pub use record::RecordIndex;
 
+use crate::fhir::Coding;
+use crate::index::Engine;
 use crate::knowledge::Fact;
 use serde::Serialize;
 use time::Date;
@@ -56,6 +58,50 @@ impl Evidence {
             s.push(')');
         }
         s
+    }
+
+    /// Short form for a card line: `M80.08XA Age-related osteoporosis with current… (Condition/c1)`
+    /// (the display cut at a word boundary near 60 characters).
+    pub fn short(&self) -> String {
+        let mut s = self.code.clone();
+        if let Some(d) = &self.display {
+            s.push(' ');
+            s.push_str(&cut_words(d, 60));
+        }
+        s.push_str(" (");
+        s.push_str(&self.source);
+        s.push(')');
+        s
+    }
+}
+
+/// `text` cut at a word boundary to at most `max` characters, with an ellipsis when cut.
+pub fn cut_words(text: &str, max: usize) -> String {
+    let text = text.trim();
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(max.saturating_sub(1)).collect();
+    let cut = match head.rfind(char::is_whitespace) {
+        Some(i) if i > 0 => &head[..i],
+        _ => head.as_str(),
+    };
+    format!("{}…", cut.trim_end_matches([',', ';', ':', ' ']))
+}
+
+/// A code as the EHR prints it: ICD-10-CM with its dot (`M8008XA` -> `M80.08XA`), others as
+/// sent.
+pub fn printed_code(engine: &Engine, c: &Coding) -> String {
+    let code = c.code.clone().unwrap_or_default();
+    let icd = c
+        .system
+        .as_deref()
+        .and_then(|s| engine.system_id(s))
+        .is_some_and(|id| engine.is_icd10cm(id));
+    if icd && code.len() > 3 && !code.contains('.') && code.is_ascii() {
+        format!("{}.{}", &code[..3], &code[3..])
+    } else {
+        code
     }
 }
 

@@ -22,6 +22,8 @@ pub(super) enum Src {
     Observation,
     Procedure,
     Allergy,
+    /// A Device's MR-safety labelling.
+    Device,
 }
 
 /// One resource (or order reason) with the codings that matched a value set.
@@ -268,6 +270,23 @@ impl<'a> RecordIndex<'a> {
                 }
             }
         }
+        if let Availability::Available(devices) = &record.devices {
+            for d in devices {
+                if matches!(d.status.as_deref(), Some("inactive" | "entered-in-error")) {
+                    continue;
+                }
+                let safety: Vec<&CodeableConcept> = d.safety.iter().collect();
+                add(
+                    Src::Device,
+                    d.id.as_deref(),
+                    true,
+                    false,
+                    None,
+                    None,
+                    &safety,
+                );
+            }
+        }
         let (birth_date, patient_missing) = match &record.patient {
             Availability::Available(Some(p)) => (
                 p.birth_date
@@ -284,6 +303,7 @@ impl<'a> RecordIndex<'a> {
             availability_note(&record.observations, "observations (eGFR)"),
             availability_note(&record.reports, "diagnostic reports"),
             availability_note(&record.allergies, "allergies"),
+            availability_note(&record.devices, "devices"),
         ]
         .into_iter()
         .flatten()

@@ -15,10 +15,11 @@ pub(super) struct Age {
 }
 
 impl Derivation<'_, '_> {
-    /// An implanted device that may make MRI unsafe (active condition or procedure).
+    /// An implanted device that may make MRI unsafe (active condition or procedure, or a Device
+    /// labelled MR Unsafe / without MR-safety information).
     pub(super) fn mri_unsafe_device(&self) -> Option<Evidence> {
         self.find(Vs::MriUnsafeDevice.bit(), |i| {
-            (i.src == Src::Condition && i.active) || i.src == Src::Procedure
+            (i.src == Src::Condition && i.active) || i.src == Src::Procedure || i.src == Src::Device
         })
         .map(|i| self.evidence(i, Vs::MriUnsafeDevice.bit()))
     }

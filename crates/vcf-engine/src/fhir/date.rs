@@ -18,8 +18,10 @@ pub enum FhirDateTime {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a valid FHIR {1}")]
-pub struct DateError(pub String, pub &'static str);
+/// Names the kind of value expected (`date`, `dateTime`, `instant`), never the value itself: the
+/// message can reach a card or the audit trail, and a date may be patient data (a birth date).
+#[error("not a valid FHIR {0}")]
+pub struct DateError(pub &'static str);
 
 fn year(s: &str) -> Option<i32> {
     if s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()) {
@@ -58,15 +60,15 @@ fn parse_date_only(s: &str) -> Option<FhirDateTime> {
 impl FhirDateTime {
     /// Parses a FHIR `date` (no time part).
     pub fn parse_date(s: &str) -> Result<Self, DateError> {
-        parse_date_only(s).ok_or_else(|| DateError(s.to_owned(), "date"))
+        parse_date_only(s).ok_or(DateError("date"))
     }
 
     /// Parses a FHIR `dateTime`: a (partial) date, or a full date-time with seconds and zone.
     pub fn parse_date_time(s: &str) -> Result<Self, DateError> {
         if s.contains('T') {
-            Self::parse_instant(s).map_err(|_| DateError(s.to_owned(), "dateTime"))
+            Self::parse_instant(s).map_err(|_| DateError("dateTime"))
         } else {
-            parse_date_only(s).ok_or_else(|| DateError(s.to_owned(), "dateTime"))
+            parse_date_only(s).ok_or(DateError("dateTime"))
         }
     }
 
@@ -77,11 +79,11 @@ impl FhirDateTime {
             && s.as_bytes()[10] == b'T'
             && !s.bytes().any(|b| b == b' ' || b.is_ascii_lowercase());
         if !well_formed {
-            return Err(DateError(s.to_owned(), "instant"));
+            return Err(DateError("instant"));
         }
         OffsetDateTime::parse(s, &Rfc3339)
             .map(FhirDateTime::Instant)
-            .map_err(|_| DateError(s.to_owned(), "instant"))
+            .map_err(|_| DateError("instant"))
     }
 
     /// First calendar day covered by the value (UTC date for instants).

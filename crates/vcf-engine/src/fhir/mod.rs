@@ -507,6 +507,58 @@ impl FhirResource for AllergyIntolerance {
     }
 }
 
+/// A device of the patient (R4 `Device`). The engine reads its MR-safety labelling
+/// (`safety`, FHIR ValueSet device-safety) and its name for the card.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub resource_type: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `active` | `inactive` | `entered-in-error` | `unknown`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub safety: Vec<CodeableConcept>,
+    #[serde(default, rename = "type")]
+    pub device_type: Option<CodeableConcept>,
+    #[serde(default)]
+    pub device_name: Vec<DeviceName>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct DeviceName {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl Device {
+    /// A human name: the first `deviceName`, else `type.text` or a type coding's display.
+    pub fn label(&self) -> Option<String> {
+        self.device_name
+            .iter()
+            .find_map(|n| n.name.clone())
+            .or_else(|| {
+                self.device_type.as_ref().and_then(|t| {
+                    t.text
+                        .clone()
+                        .or_else(|| t.coding.iter().find_map(|c| c.display.clone()))
+                })
+            })
+            .filter(|s| !s.trim().is_empty())
+    }
+}
+
+impl FhirResource for Device {
+    const TYPE: &'static str = "Device";
+    fn resource_type(&self) -> &str {
+        &self.resource_type
+    }
+    fn validate_fields(&self, _path: &str) -> Result<(), InputError> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationOutcomeIssue {
@@ -624,6 +676,7 @@ pub enum AnyResource {
     Observation(Observation),
     DiagnosticReport(DiagnosticReport),
     AllergyIntolerance(AllergyIntolerance),
+    Device(Device),
     OperationOutcome(OperationOutcome),
     Bundle(Bundle),
     /// A resource type the engine does not read (kept by type and id only).
@@ -656,6 +709,7 @@ impl AnyResource {
             "AllergyIntolerance" => {
                 AnyResource::AllergyIntolerance(AllergyIntolerance::parse(json, path)?)
             }
+            "Device" => AnyResource::Device(Device::parse(json, path)?),
             "OperationOutcome" => {
                 AnyResource::OperationOutcome(OperationOutcome::parse(json, path)?)
             }

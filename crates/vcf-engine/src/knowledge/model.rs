@@ -38,6 +38,10 @@ pub struct Knowledge {
     /// Other ACR topics to name when an order or patient falls outside this guideline.
     #[serde(default)]
     pub related_topics: Vec<RelatedTopic>,
+    /// Order-code ranges of advanced diagnostic imaging (CT, MR, nuclear medicine, PET): an
+    /// order in one of them that this guideline does not cover is rated `no-criteria-apply`.
+    #[serde(default)]
+    pub advanced_imaging: Vec<CodeRange>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +55,10 @@ pub struct Guideline {
     pub url: String,
     /// URI put into `pama-rating-auc-applied`.
     pub auc_uri: String,
+    /// The one source line on a card, e.g. "ACR Appropriateness Criteria, Management of VCF
+    /// (2022)" (followed by ", variant N"). Defaults to `title (revision)`.
+    #[serde(default)]
+    pub short_citation: Option<String>,
     pub panels: Vec<String>,
     /// Where the ratings were taken from, and how sure we are.
     pub ratings_source: String,
@@ -91,6 +99,10 @@ pub struct Policy {
     /// eGFR (mL/min/1.73m2) below which contrast studies are not suggested.
     pub egfr_contrast_threshold: f64,
     pub egfr_rationale: String,
+    /// Shown when a gadolinium study is ordered or suggested below the eGFR threshold: the study
+    /// is not withheld, a group II agent is named instead (ACR-NKF 2021).
+    #[serde(default)]
+    pub gadolinium_low_egfr_note: Option<String>,
 }
 
 /// Strength of the source behind a fact: A official, B reliable secondary, C weak / inference.
@@ -591,6 +603,47 @@ pub struct OverrideReason {
     pub code: String,
     pub display: String,
     pub source: String,
+    /// The cards it is offered on; empty = every warning card.
+    #[serde(default)]
+    pub applies_to: Vec<OverrideUse>,
+}
+
+/// Which cards an override reason fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverrideUse {
+    /// Rating cards on imaging orders.
+    Imaging,
+    /// Rating cards on treatment orders (procedures, referrals, medical management).
+    Treatment,
+    /// Safety cards (device, contrast allergy, kidney function) on the ordered study.
+    Safety,
+}
+
+/// An inclusive range of numeric order codes of one code system (e.g. CPT 70450-70498).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRange {
+    /// Code-system key (see `code_systems`).
+    pub system: String,
+    pub from: String,
+    pub to: String,
+    /// CT, MR, NM or PET.
+    pub modality: String,
+    pub display: String,
+    pub source: String,
+    pub confidence: Confidence,
+}
+
+impl CodeRange {
+    /// True when `code` (same length, digits) lies within the range.
+    pub fn contains(&self, code: &str) -> bool {
+        let code = code.trim();
+        code.len() == self.from.len()
+            && code.bytes().all(|b| b.is_ascii_digit())
+            && self.from.as_str() <= code
+            && code <= self.to.as_str()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

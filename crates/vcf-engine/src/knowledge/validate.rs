@@ -330,6 +330,7 @@ pub fn validate(kb: &Knowledge) -> Vec<String> {
     value_sets(&mut cx);
     override_reasons(&mut cx);
     related_topics(&mut cx);
+    advanced_imaging(&mut cx);
     cx.problems
 }
 
@@ -790,6 +791,25 @@ fn override_reasons(cx: &mut Ctx) {
         }
         if !seen.insert((r.system.as_str(), r.code.as_str())) {
             cx.push(format!("{at}: listed twice"));
+        }
+    }
+}
+
+fn advanced_imaging(cx: &mut Ctx) {
+    let kb = cx.kb;
+    for (i, r) in kb.advanced_imaging.iter().enumerate() {
+        let at = format!("advanced_imaging[{i}] ({}-{})", r.from, r.to);
+        if !cx.systems.contains_key(r.system.as_str()) {
+            cx.push(format!("{at}: unknown code system key {:?}", r.system));
+        }
+        let numeric = |c: &str| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit());
+        if !numeric(&r.from) || !numeric(&r.to) || r.from.len() != r.to.len() || r.from > r.to {
+            cx.push(format!(
+                "{at}: from and to must be numeric codes of one length, from <= to"
+            ));
+        }
+        if r.source.trim().is_empty() || r.display.trim().is_empty() {
+            cx.push(format!("{at}: display and source are required"));
         }
     }
 }

@@ -57,6 +57,7 @@ pub fn record_from(resources: &[Box<RawValue>]) -> PatientRecord {
     let mut patient = None;
     let (mut conditions, mut procedures, mut observations, mut reports, mut allergies) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let mut devices = vec![];
     for (i, r) in resources.iter().enumerate() {
         match AnyResource::parse(r.get(), &format!("entry[{i}]")).expect("resource parses") {
             AnyResource::Patient(p) => patient = Some(p),
@@ -65,6 +66,7 @@ pub fn record_from(resources: &[Box<RawValue>]) -> PatientRecord {
             AnyResource::Observation(o) => observations.push(o),
             AnyResource::DiagnosticReport(d) => reports.push(d),
             AnyResource::AllergyIntolerance(a) => allergies.push(a),
+            AnyResource::Device(d) => devices.push(d),
             _ => {}
         }
     }
@@ -75,6 +77,7 @@ pub fn record_from(resources: &[Box<RawValue>]) -> PatientRecord {
         observations: Availability::Available(observations),
         reports: Availability::Available(reports),
         allergies: Availability::Available(allergies),
+        devices: Availability::Available(devices),
     }
 }
 
@@ -190,6 +193,17 @@ pub fn check_invariants(ev: &Evaluation, orders: &[DraftOrder], options: &Option
         assert!(r.extension.is_none());
     }
     for c in &r.cards {
+        for sug in &c.suggestions {
+            for a in sug
+                .actions
+                .iter()
+                .filter(|a| a.action_type == vcf_engine::cds::ActionType::Update)
+            {
+                check_update_suggestion(a.resource.as_ref().unwrap(), orders);
+            }
+        }
+    }
+    for c in &r.cards {
         let o = ev
             .orders
             .iter()
@@ -203,12 +217,102 @@ pub fn check_invariants(ev: &Evaluation, orders: &[DraftOrder], options: &Option
         assert_eq!(o.suggestion_uuids, sugg);
         assert!(c.summary.chars().count() < 140);
         assert!(!c.links.is_empty());
-        let d = c.detail.as_deref().unwrap();
+        check_detail(c.detail.as_deref().unwrap());
+    }
+}
+
+/// An `update` suggestion changes only the order's code and its PAMA rating extensions: every
+/// other element of the draft it names is byte-identical (issue 9), and the draft's own
+/// extensions are kept in order.
+pub fn check_update_suggestion(res: &Value, orders: &[DraftOrder]) {
+    let id = res["id"].as_str().expect("update names the draft's id");
+    let d = orders
+        .iter()
+        .find(|d| d.id.as_deref() == Some(id))
+        .expect("the update names a draft order");
+    let orig: Value = serde_json::from_str(d.raw.get()).unwrap();
+    let (o, u) = (orig.as_object().unwrap(), res.as_object().unwrap());
+    for (k, v) in o {
+        match k.as_str() {
+            "code" => assert_ne!(&u[k], v, "the update changes the code"),
+            "extension" => {}
+            _ => assert_eq!(
+                serde_json::to_string(&u[k]).unwrap(),
+                serde_json::to_string(v).unwrap(),
+                "update suggestion changed {k}"
+            ),
+        }
+    }
+    for k in u.keys() {
         assert!(
-            d.contains(&ev.knowledge_version),
-            "detail lacks the knowledge version"
+            o.contains_key(k) || k == "extension",
+            "update suggestion added {k}"
         );
     }
+    let ext = u["extension"].as_array().unwrap();
+    let own = o
+        .get("extension")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let own: Vec<&Value> = own
+        .iter()
+        .filter(|e| {
+            !e["url"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("http://fhir.org/argonaut/Extension/pama-rating")
+        })
+        .collect();
+    assert_eq!(ext[..own.len()].iter().collect::<Vec<_>>(), own);
+    assert!(ext[own.len()..].iter().all(|e| {
+        e["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://fhir.org/argonaut/Extension/pama-rating")
+    }));
+    assert!(
+        ext.len() > own.len(),
+        "the update carries the alternative's rating"
+    );
+}
+
+/// Card detail read at the point of order (issue 9): at most `DETAIL_MAX_LINES` non-empty lines
+/// and `DETAIL_MAX_CHARS` characters, one source line, no internal references.
+pub const DETAIL_MAX_LINES: usize = 14;
+pub const DETAIL_MAX_CHARS: usize = 1500;
+
+pub fn check_detail(d: &str) {
+    let lines = d.lines().filter(|l| !l.trim().is_empty()).count();
+    assert!(lines <= DETAIL_MAX_LINES, "{lines} lines:\n{d}");
+    assert!(
+        d.chars().count() <= DETAIL_MAX_CHARS,
+        "{} chars:\n{d}",
+        d.chars().count()
+    );
+    for internal in [
+        "research",
+        "§",
+        "github",
+        "commit",
+        "acrac",
+        "Provenance",
+        "Knowledge base",
+        "issue ",
+        "knowledge file",
+        "policy.",
+    ] {
+        assert!(
+            !d.to_lowercase().contains(&internal.to_lowercase()),
+            "internal reference {internal:?} in:\n{d}"
+        );
+    }
+    assert!(
+        d.trim_end().lines().last().is_some_and(
+            |l| l.starts_with("ACR Appropriateness Criteria, Management of VCF (2022)")
+        ),
+        "ends with the source line:\n{d}"
+    );
 }
 
 pub fn order<'a>(ev: &'a Evaluation, id: &str) -> &'a OrderEvaluation {
