@@ -30,7 +30,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("DiagnosticReport", "reports"),
 ];
 
-const NOT_FOUND: &str = r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found"}]}"#;
+const NOT_FOUND: &str =
+    r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found"}]}"#;
 
 async fn serve(req: HttpRequest, bodies: web::Data<HashMap<String, String>>) -> HttpResponse {
     let rest = req.path().strip_prefix("/fhir/").unwrap_or("");

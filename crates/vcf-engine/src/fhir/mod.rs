@@ -794,7 +794,11 @@ fn scan_resource_type(json: &str) -> Option<&str> {
                         return None;
                     }
                     let (vend, escaped) = string_end(v + 1)?;
-                    return if escaped { None } else { Some(&json[v + 1..vend]) };
+                    return if escaped {
+                        None
+                    } else {
+                        Some(&json[v + 1..vend])
+                    };
                 }
                 continue;
             }
@@ -815,9 +819,18 @@ mod tests {
     fn resource_type_scan() {
         let cases = [
             (r#"{"resourceType":"Patient","id":"p"}"#, Some("Patient")),
-            (r#"{ "id": "x", "meta": {"resourceType": "Nested"}, "resourceType" : "Condition"}"#, Some("Condition")),
-            (r#"{"note": ["resourceType", {"a": "}"}], "resourceType": "Bundle"}"#, Some("Bundle")),
-            (r#"{"id": "resourceType", "resourceType": "Procedure"}"#, Some("Procedure")),
+            (
+                r#"{ "id": "x", "meta": {"resourceType": "Nested"}, "resourceType" : "Condition"}"#,
+                Some("Condition"),
+            ),
+            (
+                r#"{"note": ["resourceType", {"a": "}"}], "resourceType": "Bundle"}"#,
+                Some("Bundle"),
+            ),
+            (
+                r#"{"id": "resourceType", "resourceType": "Procedure"}"#,
+                Some("Procedure"),
+            ),
             (r#"{"resource\u0054ype": "Patient"}"#, None),
             (r#"{"resourceType": "Pat\u0069ent"}"#, None),
             (r#"{"resourceType": 5}"#, None),
