@@ -17,6 +17,9 @@ Examples:
   vcf-cds audit pseudonym Patient/123             # the pseudonym stored for an id
   vcf-cds audit purge                             # apply audit_retention_days now
   vcf-cds knowledge check my-reviewed-copy.toml
+  vcf-cds config check                            # validate the configuration, then exit
+  vcf-cds health                                  # exit 0 when /healthz answers 200 (Docker)
+  vcf-cds fixtures load --fhir-server http://hapi:8080/fhir fixtures/patients
 
 Every configuration key can be set in the TOML file or as VCF_CDS_<KEY>; see docs/configuration.md.
 
@@ -75,12 +78,58 @@ pub enum Command {
         #[command(subcommand)]
         command: KnowledgeCommand,
     },
+    /// Load the configuration (file and VCF_CDS_* environment) as `serve` would, check it and
+    /// exit: 0 when the service would start, 2 with a message naming the bad key otherwise.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Probe the running service on its configured `listen` port (the container health check):
+    /// exit 0 when `/healthz` (or `/readyz` with --ready) answers 200, 1 otherwise.
+    Health {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Probe readiness (`/readyz`) instead of liveness.
+        #[arg(long)]
+        ready: bool,
+    },
+    /// FHIR test data tools.
+    Fixtures {
+        #[command(subcommand)]
+        command: FixturesCommand,
+    },
     /// Compliance audit trail tools (use the same configuration as `serve`).
     Audit {
         #[command(flatten)]
         config: ConfigArgs,
         #[command(subcommand)]
         command: crate::audit::cli::AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print a summary.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// PUT every resource of the given FHIR Bundle files (or directories of them) into a FHIR
+    /// server, one transaction per file, keeping the fixture ids.
+    Load {
+        /// FHIR server base URL, e.g. http://hapi:8080/fhir.
+        #[arg(long, value_name = "URL")]
+        fhir_server: String,
+        /// Wait up to this many seconds for the server's /metadata to answer first.
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        wait_secs: u64,
+        /// Bundle files or directories (e.g. fixtures/patients).
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<PathBuf>,
     },
 }
 
@@ -171,6 +220,58 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             service,
             pretty,
         } => evaluate(config, &file, service.as_deref(), pretty),
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => {
+            // The same checks as start-up (exit code 3 like `serve`): configuration, mode,
+            // issuers (JWK Set files read), knowledge.
+            let settings = serve_settings(&config, None, false).exit_with(exit::STARTUP)?;
+            crate::auth::Authenticator::new(&settings)
+                .map_err(anyhow::Error::msg)
+                .exit_with(exit::STARTUP)?;
+            let knowledge = crate::knowledge_source::load(&settings).exit_with(exit::STARTUP)?;
+            let backend = crate::audit::db::AuditDbLocation::parse(&settings.audit_db)
+                .map_err(anyhow::Error::msg)
+                .exit_with(exit::STARTUP)?
+                .backend();
+            println!(
+                "configuration OK: listen {}, audit store {}, knowledge {}",
+                settings.listen,
+                backend.name(),
+                knowledge.version
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Health { config, ready } => {
+            let settings = Settings::load(config.config.as_deref()).exit_with(exit::STARTUP)?;
+            Ok(probe(&settings, if ready { "/readyz" } else { "/healthz" }))
+        }
+        Command::Fixtures {
+            command:
+                FixturesCommand::Load {
+                    fhir_server,
+                    wait_secs,
+                    paths,
+                },
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .exit_with(exit::STARTUP)?;
+            // Exit 1: the files or the FHIR server refused (or the server never came up).
+            let report = rt
+                .block_on(crate::fixture_loader::load(
+                    &fhir_server,
+                    &paths,
+                    std::time::Duration::from_secs(wait_secs),
+                ))
+                .exit_with(exit::INVALID_INPUT)?;
+            println!(
+                "loaded {} resources from {} files into {fhir_server}",
+                report.resources, report.files
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit { config, command } => {
             let settings = Settings::load(config.config.as_deref()).exit_with(exit::STARTUP)?;
             crate::telemetry::init(settings.log_format, "warn", std::io::stderr);
@@ -295,6 +396,44 @@ fn evaluate(
                 eprintln!("  - {}", issue.diagnostics);
             }
             Ok(ExitCode::from(exit::INVALID_INPUT))
+        }
+    }
+}
+
+/// `vcf-cds health`: GET `path` on the configured listen port (an unspecified address such as
+/// 0.0.0.0 is probed on loopback). Exit 0 on 200, 1 otherwise, with the reason on stderr.
+fn probe(settings: &Settings, path: &str) -> ExitCode {
+    let result = (|| -> anyhow::Result<reqwest::StatusCode> {
+        let mut addr: std::net::SocketAddr = settings.listen.parse()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .build()?;
+            Ok(client
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .await?
+                .status())
+        })
+    })();
+    match result {
+        Ok(s) if s == reqwest::StatusCode::OK => ExitCode::SUCCESS,
+        Ok(s) => {
+            eprintln!("vcf-cds health: {path} answered {s}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("vcf-cds health: {path}: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

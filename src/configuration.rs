@@ -162,6 +162,15 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Replacement knowledge file (default: the compiled-in ACR VCF 2022 knowledge).
     pub knowledge_file: Option<PathBuf>,
+    /// `/readyz` answers 503 (instead of 200 "degraded") while the audit store is unreachable.
+    /// Off by default: the spool keeps advice flowing and the records durable meanwhile.
+    pub ready_requires_audit_store: bool,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish after the listener
+    /// stops accepting (then open connections are closed and the audit trail is flushed).
+    pub shutdown_grace_ms: u64,
+    /// Separate address serving only `GET /metrics`, without a token (bind it to an internal
+    /// interface). Unset: `/metrics` is on the main listener behind `admin_token`.
+    pub metrics_listen: Option<String>,
     /// `text` or `json`.
     pub log_format: LogFormat,
     /// tracing filter directive, e.g. `info` or `vcf_cds=debug`.
@@ -176,6 +185,9 @@ pub struct Settings {
     /// Rate advanced imaging orders (CT, MR, NM, PET code ranges in the knowledge file) that
     /// this guideline does not cover as `no-criteria-apply`, so EHR rating boxes do not go stale.
     pub rate_out_of_scope_imaging: bool,
+    /// More than this many orders of one call with the same card get one grouped card that
+    /// names them (CDS Hooks card-overload guidance); 0 never groups.
+    pub group_cards_over: usize,
     /// Also emit the legacy `extension.systemActions` read by the sandbox's PAMA screen.
     pub legacy_system_actions: bool,
     /// `pama-rating-qcdsm-consulted` value (a CMS G-code), when wanted.
@@ -207,12 +219,16 @@ impl Default for Settings {
             audit_retry_interval_ms: 1000,
             admin_token: None,
             knowledge_file: None,
+            ready_requires_audit_store: false,
+            shutdown_grace_ms: 10_000,
+            metrics_listen: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
             cards_for_appropriate: false,
             pediatric_radiation_cards: true,
             suggestion_style: SuggestionStyle::Update,
             rate_out_of_scope_imaging: true,
+            group_cards_over: 3,
             legacy_system_actions: true,
             qcdsm_consulted: None,
         }
@@ -291,6 +307,17 @@ impl Settings {
                     i.iss
                 )));
             }
+        }
+        if let Some(m) = &self.metrics_listen {
+            let addr = m
+                .parse::<std::net::SocketAddr>()
+                .map_err(|_| ConfigError(format!("metrics_listen: {m:?} is not an IP:port")))?;
+            if Some(addr) == self.listen.parse().ok() && addr.port() != 0 {
+                return Err(ConfigError("metrics_listen must differ from listen".into()));
+            }
+        }
+        if self.shutdown_grace_ms == 0 {
+            return Err(ConfigError("shutdown_grace_ms must be positive".into()));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));

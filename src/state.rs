@@ -54,6 +54,7 @@ impl AppState {
                 }
             },
             rate_out_of_scope_imaging: settings.rate_out_of_scope_imaging,
+            group_cards_over: settings.group_cards_over,
         };
         Ok(AppState {
             settings,

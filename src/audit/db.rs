@@ -155,8 +155,13 @@ fn migrator() -> Migrator {
         ),
         m(
             4,
+            "shared jti replay cache",
+            include_str!("migrations/0004_auth_jti_seen.sql"),
+        ),
+        m(
+            5,
             "fewer indexes",
-            include_str!("migrations/0004_fewer_indexes.sql"),
+            include_str!("migrations/0005_fewer_indexes.sql"),
         ),
     ])
 }
@@ -534,11 +539,21 @@ async fn reconcile_feedback(
             v.and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or_default()
         };
+        // One row per (feedback, order shown the card): a grouped card (issue 13) was shown for
+        // several orders, each issuing its own suggestions, so the card's issued suggestions
+        // are the union over its orders.
+        // (feedback id, accepted suggestion ids, ids issued on the card, suggestion_known now)
+        type Entry = (String, Vec<String>, Vec<String>, Option<i64>);
+        let mut per_feedback: Vec<Entry> = Vec::new();
         for r in rows {
             let id: String = r.try_get(0)?;
-            let accepted = list(r.try_get(1)?);
             let issued = list(r.try_get(2)?);
-            let before: Option<i64> = r.try_get(3)?;
+            match per_feedback.iter_mut().find(|f| f.0 == id) {
+                Some(f) => f.2.extend(issued),
+                None => per_feedback.push((id, list(r.try_get(1)?), issued, r.try_get(3)?)),
+            }
+        }
+        for (id, accepted, issued, before) in per_feedback {
             let known =
                 i64::from(!accepted.is_empty() && accepted.iter().all(|a| issued.contains(a)));
             if before == Some(known) {

@@ -327,6 +327,17 @@ impl AuditStore {
         self.inner.counters.store_up.load(Ordering::Acquire)
     }
 
+    /// Group-commit latency (seconds) and size (records) histograms, for `GET /metrics`.
+    pub fn commit_histograms(
+        &self,
+    ) -> (
+        prometheus_client::metrics::histogram::Histogram,
+        prometheus_client::metrics::histogram::Histogram,
+    ) {
+        let c = &self.inner.counters.commit;
+        (c.seconds.clone(), c.records.clone())
+    }
+
     pub fn metrics(&self) -> AuditMetrics {
         let c = &self.inner.counters;
         let spooled = c.spooled.load(Ordering::Relaxed);

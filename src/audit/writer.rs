@@ -44,6 +44,26 @@ pub(crate) struct Counters {
     pub batches: AtomicU64,
     pub backlog: AtomicU64,
     pub store_up: AtomicBool,
+    /// Group-commit latency and size (exposed by `GET /metrics`).
+    pub commit: CommitHistograms,
+}
+
+/// Histograms of the group commits.
+#[derive(Debug, Clone)]
+pub(crate) struct CommitHistograms {
+    pub seconds: prometheus_client::metrics::histogram::Histogram,
+    pub records: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for CommitHistograms {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+        CommitHistograms {
+            // 0.5 ms .. ~8 s; 1 .. 512 records.
+            seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
+            records: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+        }
+    }
 }
 
 pub(crate) struct Writer {
@@ -187,6 +207,7 @@ impl Writer {
         let refs: Vec<&SpoolRecord> = jobs.iter().flat_map(|(r, _)| r.iter()).collect();
         let n = refs.len() as u64;
         let delivery = if self.store_up {
+            let started = std::time::Instant::now();
             match timeout(
                 self.write_timeout,
                 self.db.insert_batch(&refs, "committed", now_ms()),
@@ -196,6 +217,9 @@ impl Writer {
                 Ok(Ok(())) => {
                     self.counters.committed.fetch_add(n, Ordering::Relaxed);
                     self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                    let commit = &self.counters.commit;
+                    commit.seconds.observe(started.elapsed().as_secs_f64());
+                    commit.records.observe(n as f64);
                     Ok(Delivery::Committed)
                 }
                 Ok(Err(e)) => {

@@ -86,6 +86,7 @@ pub async fn require_auth<B: MessageBody + 'static>(
         _ => {
             if auth.mode() == super::AuthMode::Jwt {
                 tracing::debug!(reason = %AuthFailure::MultipleHeaders, "authentication failed");
+                auth.count_failure(&AuthFailure::MultipleHeaders);
                 Err(AuthFailure::MultipleHeaders.to_api_error())
             } else {
                 Ok(VerifiedClient::Anonymous)

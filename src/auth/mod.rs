@@ -27,7 +27,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, PublicKeyUse};
 use jwks::{JwksOptions, KeySet, KeySource, RemoteJwks};
-use replay::{ReplayCache, ReplayError};
+use replay::{ReplayError, ReplayStore};
 use serde::Deserialize;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -257,7 +257,9 @@ pub struct Authenticator {
     base_url: String,
     open_discovery: bool,
     issuers: Vec<IssuerVerifier>,
-    replay: ReplayCache,
+    replay: ReplayStore,
+    /// Refused tokens by reason (registered with the metrics at start-up).
+    failures: crate::metrics::JwtFailures,
     clock: Clock,
     skew: i64,
     max_lifetime: i64,
@@ -316,7 +318,8 @@ impl Authenticator {
             base_url: settings.base_url(),
             open_discovery: settings.open_discovery,
             issuers,
-            replay: ReplayCache::new(options.replay_max_entries),
+            replay: ReplayStore::for_audit_db(&settings.audit_db, options.replay_max_entries),
+            failures: Default::default(),
             clock: options.clock,
             skew: options.clock_skew_secs,
             max_lifetime: options.max_token_lifetime_secs,
@@ -325,6 +328,25 @@ impl Authenticator {
 
     pub fn mode(&self) -> AuthMode {
         self.mode
+    }
+
+    /// Whether `jti`s are remembered in the shared PostgreSQL store (replicas) or in memory.
+    pub fn replay_shared(&self) -> bool {
+        self.replay.is_shared()
+    }
+
+    /// The refused-token counter family (for `GET /metrics`).
+    pub fn failure_metrics(&self) -> crate::metrics::JwtFailures {
+        self.failures.clone()
+    }
+
+    /// Counts one refused token.
+    pub fn count_failure(&self, failure: &AuthFailure) {
+        self.failures
+            .get_or_create(&crate::metrics::ReasonLabels {
+                reason: crate::metrics::jwt_reason(failure).to_owned(),
+            })
+            .inc();
     }
 
     /// `Settings::base_url()`: the audience prefix.
@@ -362,6 +384,7 @@ impl Authenticator {
             }
             Err(failure) => {
                 tracing::debug!(reason = %failure, "authentication failed");
+                self.count_failure(&failure);
                 Err(failure.to_api_error())
             }
         }
@@ -482,6 +505,7 @@ impl Authenticator {
         }
         self.replay
             .check_and_insert(&issuer.iss, jti, exp + self.skew, now)
+            .await
             .map_err(|e| match e {
                 ReplayError::Replayed => AuthFailure::Replayed,
                 ReplayError::Full => {

@@ -25,31 +25,48 @@ pub async fn process(
     service: &ServiceDef,
     body: &[u8],
 ) -> Result<Processed, ApiError> {
-    process_for(state, service, body, &VerifiedClient::Anonymous).await
+    process_for(state, service, body, &VerifiedClient::Anonymous, None, None).await
 }
 
 /// Runs one hook call for `service` on behalf of `client` (whose issuer and tenant decide which
-/// FHIR servers are trusted).
+/// FHIR servers are trusted). `request_id` (the HTTP `X-Request-Id`) goes into the `hook` span;
+/// FHIR fetches, cards and ratings are counted in `metrics` when given.
 pub async fn process_for(
     state: &AppState,
     service: &ServiceDef,
     body: &[u8],
     client: &VerifiedClient,
+    request_id: Option<&str>,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> Result<Processed, ApiError> {
     let request = request::parse(body, service.hook, state.settings.max_draft_orders)?;
     let span = tracing::info_span!(
         "hook",
+        request_id = request_id.unwrap_or("-"),
         service = service.id,
         hook_instance = %request.hook_instance,
         orders = request.draft_orders.len(),
     );
-    evaluate(state, request, client).instrument(span).await
+    async {
+        let processed = evaluate(state, request, client, metrics).await?;
+        if let Some(m) = metrics {
+            m.observe_evaluation(&processed.evaluation);
+        }
+        tracing::info!(
+            cards = processed.evaluation.response.cards.len(),
+            "hook evaluated"
+        );
+        Ok(processed)
+    }
+    .instrument(span)
+    .await
 }
 
 async fn evaluate(
     state: &AppState,
     request: HookRequest,
     client: &VerifiedClient,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> Result<Processed, ApiError> {
     // No patient data is fetched unless an order of this guideline is to be rated.
     let needs_record = state
@@ -64,6 +81,7 @@ async fn evaluate(
             &state.fhir,
             &trust,
             Duration::from_millis(settings.fhir_deadline_ms),
+            metrics,
         )
         .await?
     } else {

@@ -80,6 +80,7 @@ pub async fn gather(
     client: &FhirClient,
     trust: TrustCheck<'_>,
     deadline: Duration,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> Result<PatientRecord, ApiError> {
     let mut data: Vec<(&str, KeyData, Option<Pending>)> = Vec::with_capacity(KEYS.len());
     for key in KEYS {
@@ -124,7 +125,7 @@ pub async fn gather(
             }),
         };
         match target {
-            Ok(target) => fetch_pending(&mut data, client, &target, deadline).await,
+            Ok(target) => fetch_pending(&mut data, client, &target, deadline, metrics).await,
             Err(why) => {
                 for (key, state, pending) in data.iter_mut() {
                     match pending.take() {
@@ -208,6 +209,7 @@ async fn fetch_pending(
     client: &FhirClient,
     target: &FetchTarget,
     deadline: Duration,
+    metrics: Option<&crate::metrics::Metrics>,
 ) {
     let deadline = Instant::now() + deadline;
     let jobs: Vec<_> = data
@@ -215,10 +217,19 @@ async fn fetch_pending(
         .filter_map(|(key, state, pending)| {
             let pending = pending.take()?;
             Some(async move {
+                let started = std::time::Instant::now();
                 let result = match &pending {
                     Pending::Template(t) => client.fetch(target, t, deadline).await,
                     Pending::NextPage(n) => client.fetch_next_pages(target, n, deadline).await,
                 };
+                if let Some(m) = metrics {
+                    let failure = match &result {
+                        Err(e) => Some(crate::metrics::fetch_reason(e)),
+                        Ok(Fetched::Outcome(_)) => Some("outcome"),
+                        Ok(_) => None,
+                    };
+                    m.observe_fetch(key, started.elapsed().as_secs_f64(), failure);
+                }
                 match (result, &pending) {
                     (
                         Ok(Fetched::Resources {

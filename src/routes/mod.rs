@@ -6,6 +6,8 @@ pub mod dashboard;
 pub mod discovery;
 pub mod feedback;
 pub mod health;
+pub mod metrics;
+pub mod openapi;
 pub mod service;
 
 use crate::cds::discovery::ServiceDef;

@@ -36,6 +36,8 @@ async fn run_bounded(
     service: &'static crate::cds::discovery::ServiceDef,
     bytes: web::Bytes,
     client: VerifiedClient,
+    request_id: String,
+    metrics: Option<web::Data<crate::metrics::Metrics>>,
 ) -> Result<pipeline::Processed, ApiError> {
     let _slot = evaluation_slots()
         .acquire()
@@ -43,7 +45,14 @@ async fn run_bounded(
         .map_err(|_| ApiError::internal("evaluation slots closed"))?;
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        runtime.block_on(pipeline::process_for(&state, service, &bytes, &client))
+        runtime.block_on(pipeline::process_for(
+            &state,
+            service,
+            &bytes,
+            &client,
+            Some(&request_id),
+            metrics.as_ref().map(|m| m.get_ref()),
+        ))
     })
     .await
     .map_err(|_| ApiError::internal("the evaluation task failed"))?
@@ -66,14 +75,26 @@ pub async fn call_service(
         .get::<VerifiedClient>()
         .cloned()
         .unwrap_or(VerifiedClient::Anonymous);
+    let request_id = crate::request_id::RequestId::of(&req);
+    let metrics = req
+        .app_data::<web::Data<crate::metrics::Metrics>>()
+        .cloned();
     let pipeline::Processed {
         request,
         evaluation,
         body,
     } = if bytes.len() <= INLINE_BODY_BYTES {
-        pipeline::process_for(&state, service, &bytes, &client).await?
+        pipeline::process_for(
+            &state,
+            service,
+            &bytes,
+            &client,
+            Some(&request_id),
+            metrics.as_ref().map(|m| m.get_ref()),
+        )
+        .await?
     } else {
-        run_bounded(state.clone(), service, bytes, client).await?
+        run_bounded(state.clone(), service, bytes, client, request_id, metrics).await?
     };
     // The answer is released only once its audit records are committed (or spooled). The
     // request and evaluation are not needed after this: their parts move into the record.

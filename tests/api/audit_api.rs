@@ -409,3 +409,86 @@ async fn a_failing_store_answers_500_not_zeros() {
         assert!(text.contains("audit store"), "{path}: {text}");
     }
 }
+
+/// A grouped card (issue 13: more than `group_cards_over` orders with the same warning) is one
+/// card shown for several orders: every order's audit record links to it, feedback on it joins
+/// all of them, and an accepted suggestion is known because it was issued for one of them.
+#[tokio::test]
+async fn feedback_on_a_grouped_card_is_stored_against_its_orders() {
+    let app = spawn_seeded(None, |_| {}).await;
+    let mut req = order_select();
+    req["prefetch"] = full_prefetch();
+    let req = crate::bounded_work::with_orders(req, 5);
+    let r = app.call("vcf-order-select", &req).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let cards = body["cards"].as_array().unwrap();
+    assert_eq!(cards.len(), 1, "five identical warnings, one card: {body}");
+    let card = cards[0]["uuid"].as_str().unwrap().to_owned();
+    assert!(
+        cards[0]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("5 orders: ")
+    );
+    // The recommended alternative for the third order.
+    let chosen = cards[0]["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"].as_str().unwrap().starts_with("Order 3: "))
+        .expect("the third order's suggestions are on the card");
+    let chosen = chosen["uuid"].as_str().unwrap().to_owned();
+    let fb = serde_json::json!({"feedback": [
+        {"card": card, "outcome": "accepted", "acceptedSuggestions": [{"id": chosen}],
+         "outcomeTimestamp": "2026-11-27T10:00:00Z"}
+    ]});
+    let r = app
+        .post_json("/cds-services/vcf-order-select/feedback", &fb)
+        .await;
+    assert_eq!(r.status(), 200);
+
+    let linked = app
+        .admin_json(&format!("/audit/api/evaluations?card={card}"))
+        .await;
+    assert_eq!(linked["total"], 5, "{linked}");
+    let items = linked["items"].as_array().unwrap();
+    let mut refs: Vec<&str> = items
+        .iter()
+        .map(|i| i["order_ref"].as_str().unwrap())
+        .collect();
+    refs.sort_unstable();
+    assert_eq!(
+        refs,
+        (0..5)
+            .map(|i| format!("ServiceRequest/sr-{i}"))
+            .collect::<Vec<_>>()
+    );
+    for i in items {
+        let fb = i["feedback"].as_array().unwrap();
+        assert_eq!(fb.len(), 1, "{i}");
+        assert_eq!(fb[0]["outcome"], "accepted");
+        assert_eq!(fb[0]["suggestion_known"], true, "{i}");
+        // The accepted suggestion was issued for exactly one order: the third.
+        let issued = i["suggestion_uuids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u == chosen.as_str());
+        assert_eq!(issued, i["order_ref"] == "ServiceRequest/sr-2", "{i}");
+    }
+    let accepted = app
+        .admin_json("/audit/api/evaluations?feedback=accepted")
+        .await;
+    assert_eq!(accepted["total"], 5);
+    let s = app.admin_json("/audit/api/summary").await;
+    assert_eq!(s["feedback"]["cards_accepted"], 1);
+    assert_eq!(s["feedback"]["cards_accepted_known"], 1);
+    assert_eq!(s["feedback"]["unlinked_entries"], 0);
+    let listed = app.admin_json("/audit/api/feedback").await;
+    assert_eq!(listed["items"][0]["card_uuid"], card.as_str());
+    assert!(
+        listed["items"][0]["evaluation"]["order_ref"].is_string(),
+        "{listed}"
+    );
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// `n` draft ServiceRequests, all selected: MRI lumbar spine with contrast, usually not
 /// appropriate for the prefetched recent osteoporotic fracture, so every one gets a warning card
 /// with suggestions (the largest answer per order).
-fn with_orders(mut request: Value, n: usize) -> Value {
+pub fn with_orders(mut request: Value, n: usize) -> Value {
     let entries: Vec<Value> = (0..n)
         .map(|i| {
             json!({"resource": {
@@ -32,7 +32,11 @@ fn with_orders(mut request: Value, n: usize) -> Value {
 
 #[tokio::test]
 async fn more_draft_orders_than_max_draft_orders_is_400_naming_the_limit() {
-    let app = spawn_app_with(|s| s.max_draft_orders = 5).await;
+    let app = spawn_app_with(|s| {
+        s.max_draft_orders = 5;
+        s.group_cards_over = 0; // one card per order, as before grouping
+    })
+    .await;
     let mut base = order_select();
     base["prefetch"] = full_prefetch();
 
@@ -95,6 +99,9 @@ const CONCURRENT: usize = 16;
 /// body could carry some 25,000 orders and a card each, far past this bound.
 const MEMORY_FACTOR: u64 = 8;
 
+/// `group_cards_over` of the measured server: 0, one card per order (the worst case).
+const GROUP_CARDS_OVER: usize = 0;
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -113,7 +120,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(dir: &Path, port: u16) -> Server {
+fn start_server(dir: &Path, port: u16, group_cards_over: usize) -> Server {
     let log = std::fs::File::create(dir.join("serve.log")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_vcf-cds"))
         .arg("serve")
@@ -122,6 +129,7 @@ fn start_server(dir: &Path, port: u16) -> Server {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("VCF_CDS_LISTEN", format!("127.0.0.1:{port}"))
         .env("VCF_CDS_LOG_LEVEL", "warn")
+        .env("VCF_CDS_GROUP_CARDS_OVER", group_cards_over.to_string())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -175,7 +183,9 @@ fn worst_case_body(max_body: usize) -> Vec<u8> {
 async fn sixteen_concurrent_worst_case_requests_stay_within_the_memory_bound() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let server = start_server(dir.path(), port);
+    // Grouping off: the worst case is one card per order (orders with safety notes, or all
+    // different, are never grouped), the largest answer the service can give.
+    let server = start_server(dir.path(), port, GROUP_CARDS_OVER);
     let pid = server.0.id();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
@@ -200,7 +210,10 @@ async fn sixteen_concurrent_worst_case_requests_stay_within_the_memory_bound() {
         .unwrap();
     assert_eq!(warm.status().as_u16(), 200);
     let warm: Value = warm.json().await.unwrap();
-    assert_eq!(warm["cards"].as_array().unwrap().len(), 100);
+    assert_eq!(
+        warm["cards"].as_array().unwrap().len(),
+        if GROUP_CARDS_OVER == 0 { 100 } else { 1 }
+    );
     eprintln!(
         "one worst-case request alone: {:?}, peak RSS {:.1} MiB",
         t0.elapsed(),
@@ -252,5 +265,62 @@ async fn sixteen_concurrent_worst_case_requests_stay_within_the_memory_bound() {
         "peak RSS grew by {:.1} MiB for {:.1} MiB of concurrent bodies answered (bound: {MEMORY_FACTOR} x)",
         mib(growth),
         mib(sent)
+    );
+}
+
+/// 100 orders with the same warning (issue 13): one grouped card instead of 100, each order's
+/// suggestions still on it, each order still rated; a smaller answer than one card per order.
+#[tokio::test]
+async fn one_hundred_identical_warnings_are_one_card() {
+    let mut req = order_select();
+    req["prefetch"] = full_prefetch();
+    let req = with_orders(req, 100);
+    let grouped = spawn_app().await;
+    let ungrouped = spawn_app_with(|s| s.group_cards_over = 0).await;
+    let answer = |app: TestApp| {
+        let req = req.clone();
+        async move {
+            let r = app.call("vcf-order-select", &req).await;
+            assert_eq!(r.status().as_u16(), 200);
+            r.bytes().await.unwrap()
+        }
+    };
+    let (g, u) = (answer(grouped).await, answer(ungrouped).await);
+    let (gv, uv): (Value, Value) = (
+        serde_json::from_slice(&g).unwrap(),
+        serde_json::from_slice(&u).unwrap(),
+    );
+    assert_eq!(uv["cards"].as_array().unwrap().len(), 100);
+    let cards = gv["cards"].as_array().unwrap();
+    assert_eq!(cards.len(), 1);
+    assert!(
+        cards[0]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("100 orders: ")
+    );
+    let per_order: usize = uv["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["suggestions"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(cards[0]["suggestions"].as_array().unwrap().len(), per_order);
+    // One rating update per order either way (consult ids are fresh uuids, so compare targets).
+    let rated = |v: &Value| -> Vec<String> {
+        v["systemActions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["resource"]["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(rated(&gv), rated(&uv));
+    assert_eq!(rated(&gv).len(), 100);
+    assert!(g.len() < u.len(), "{} >= {}", g.len(), u.len());
+    eprintln!(
+        "100 identical warnings: {} bytes grouped, {} bytes one card per order",
+        g.len(),
+        u.len()
     );
 }

@@ -61,3 +61,33 @@ async fn knowledge_file_replaces_the_compiled_in_knowledge() {
         .expect("must fail");
     assert!(format!("{err:#}").contains("validation"), "{err:#}");
 }
+
+/// An unreachable audit store: 200 "degraded" by default (the spool keeps advice flowing), 503
+/// "unavailable" with `ready_requires_audit_store`.
+#[tokio::test]
+async fn unreachable_audit_store_is_degraded_unless_required() {
+    for (required, status, word) in [(false, 200, "degraded"), (true, 503, "unavailable")] {
+        let app = spawn_app_with(|s| {
+            // Nothing listens on port 1: the store is unreachable from the start.
+            s.audit_db = "postgres://audit@127.0.0.1:1/audit".into();
+            s.audit_write_timeout_ms = 300;
+            s.ready_requires_audit_store = required;
+        })
+        .await;
+        let r = app.get("/readyz").await;
+        assert_eq!(r.status().as_u16(), status, "required = {required}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["status"], word, "{body}");
+        assert_eq!(body["audit"]["store_up"], false);
+        // Liveness is unaffected, and advice still flows (records spooled).
+        assert_eq!(app.get("/healthz").await.status().as_u16(), 200);
+        let hook = read_json(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("hooks/v1-new-symptomatic-no-malignancy.json"),
+        );
+        assert_eq!(
+            app.call("vcf-order-select", &hook).await.status().as_u16(),
+            200
+        );
+    }
+}

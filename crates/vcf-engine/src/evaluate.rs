@@ -60,7 +60,7 @@ pub fn evaluate(
 ) -> Evaluation {
     let index = RecordIndex::new(engine, request.record);
     let mut response = CdsResponse::default();
-    let orders = request
+    let mut orders: Vec<OrderEvaluation> = request
         .orders
         .iter()
         .map(|draft| {
@@ -74,6 +74,12 @@ pub fn evaluate(
             .run(ids, &mut response)
         })
         .collect();
+    // Cards only: the rating system actions above stay one per order.
+    response.cards = cards::group_cards(
+        std::mem::take(&mut response.cards),
+        &mut orders,
+        options.group_cards_over,
+    );
     if options.legacy_system_actions && !response.system_actions.is_empty() {
         let mut m = serde_json::Map::new();
         m.insert(

@@ -108,6 +108,9 @@ pub struct Options {
     /// Rate advanced imaging outside this guideline (knowledge `advanced_imaging` code ranges)
     /// `no-criteria-apply`.
     pub rate_out_of_scope_imaging: bool,
+    /// More than this many orders of one call with the same card get one grouped card naming
+    /// them (`cards::group_cards`); 0 never groups.
+    pub group_cards_over: usize,
 }
 
 impl Default for Options {
@@ -119,6 +122,7 @@ impl Default for Options {
             pediatric_radiation_cards: true,
             suggestion_style: SuggestionStyle::Update,
             rate_out_of_scope_imaging: true,
+            group_cards_over: 3,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Cards: one per draft order that needs one, with alternatives as suggestions. The card text
+//! Cards: one per draft order that needs one (many identical ones grouped, `grouped`), with
+//! alternatives as suggestions. The card text
 //! lives here; `evaluate` decides which card an order gets.
 //!
 //! - Usually not appropriate: `warning`; one suggestion per Usually appropriate alternative, best
@@ -16,11 +17,12 @@
 //!
 //! One file per job: `text` (shared wording: summary, bullets, provenance, labels), `alternatives`
 //! (which procedures to suggest, safety screening), `suggestions` (the suggestion actions and the
-//! orders they create), `override_reasons`, `topics` (related ACR topics), and one file per card
+//! orders they create), `grouped` (one card for many orders with the same card), `override_reasons`, `topics` (related ACR topics), and one file per card
 //! kind (`rated`, `ambiguous`, `no_variant`, `out_of_scope`, `undetermined`).
 
 mod alternatives;
 mod ambiguous;
+mod grouped;
 mod no_variant;
 mod out_of_scope;
 mod override_reasons;
@@ -34,6 +36,7 @@ pub use alternatives::{
     AltScope, Alternative, alternatives, gadolinium_note, pediatric_alternatives, safety_block,
 };
 pub use ambiguous::ambiguous_card;
+pub use grouped::group_cards;
 pub use no_variant::no_variant_card;
 pub use out_of_scope::out_of_scope_card;
 pub use override_reasons::override_reasons;

@@ -52,13 +52,18 @@ pub fn build_suggestions(
         resource: None,
         resource_id: Some(input.draft.reference()),
     });
+    let mut blocked: Vec<(String, Vec<String>)> = Vec::new();
     for alt in alts {
         let p = &kb.procedures[alt.procedure];
         if let Some(why) = safety_block(engine, p, input.facts) {
-            built.withheld.push(format!(
-                "{} ({}/9) not suggested: {why}.",
-                p.name, alt.rating
-            ));
+            // Alternatives blocked for the same reason share one line: the reason (device,
+            // eGFR, allergy) is what the clinician acts on, and repeating it per study would
+            // push the card past what can be read at the point of order.
+            let study = format!("{} ({}/9)", p.name, alt.rating);
+            match blocked.iter_mut().find(|(w, _)| *w == why) {
+                Some((_, studies)) => studies.push(study),
+                None => blocked.push((why, vec![study])),
+            }
             continue;
         }
         let gad = gadolinium_note(engine, p, input.facts);
@@ -194,6 +199,10 @@ pub fn build_suggestions(
             actions,
         });
     }
+    let safety_lines = blocked
+        .into_iter()
+        .map(|(why, studies)| format!("{} not suggested: {why}.", studies.join(" and ")));
+    built.withheld.splice(0..0, safety_lines);
     built
 }
 

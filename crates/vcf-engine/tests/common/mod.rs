@@ -204,17 +204,21 @@ pub fn check_invariants(ev: &Evaluation, orders: &[DraftOrder], options: &Option
         }
     }
     for c in &r.cards {
-        let o = ev
-            .orders
-            .iter()
-            .find(|o| o.card_uuid == c.uuid)
-            .expect("card uuid recorded on its order");
+        // Every order shown the card records its uuid (several for a grouped card), and the
+        // card's suggestions are exactly its orders' own suggestions, in order.
+        let shown: Vec<&OrderEvaluation> =
+            ev.orders.iter().filter(|o| o.card_uuid == c.uuid).collect();
+        assert!(!shown.is_empty(), "card uuid recorded on its order");
         let sugg: Vec<_> = c
             .suggestions
             .iter()
             .filter_map(|s| s.uuid.clone())
             .collect();
-        assert_eq!(o.suggestion_uuids, sugg);
+        let issued: Vec<String> = shown
+            .iter()
+            .flat_map(|o| o.suggestion_uuids.clone())
+            .collect();
+        assert_eq!(issued, sugg);
         assert!(c.summary.chars().count() < 140);
         assert!(!c.links.is_empty());
         check_detail(c.detail.as_deref().unwrap());
