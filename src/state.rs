@@ -9,7 +9,7 @@ use crate::cds::fetch::FhirClient;
 use crate::configuration::Settings;
 use std::sync::Arc;
 use vcf_engine::Engine;
-use vcf_engine::evaluate::{Evaluation, EvaluationRequest, Options, RandomIds};
+use vcf_engine::evaluate::{Evaluation, EvaluationRequest, IdSource, Options};
 use vcf_engine::knowledge::Knowledge;
 
 /// State shared by all workers.
@@ -68,8 +68,9 @@ impl AppState {
         })
     }
 
-    /// Runs the clinical engine.
-    pub fn evaluate(&self, req: &EvaluationRequest<'_>) -> Evaluation {
-        self.engine.evaluate(req, &self.options, &mut RandomIds)
+    /// Runs the clinical engine; `ids` draws the card, suggestion and consult uuids (random in
+    /// the service, seeded in `vcf-cds audit seed`).
+    pub fn evaluate(&self, req: &EvaluationRequest<'_>, ids: &mut dyn IdSource) -> Evaluation {
+        self.engine.evaluate(req, &self.options, ids)
     }
 }

@@ -33,7 +33,10 @@ fn compiled_in_knowledge_prints_summary_and_ok() {
         "variants: 9 (4 imaging, 5 treatment)",
         "rating rows: 71",
         "procedures: 17",
-        "value sets: 18",
+        "value sets: 21",
+        "value-set exclusions: 3",
+        "must be evidenced when present: vcf, malignancy_history",
+        "report findings: 13",
         "sourced entries by confidence",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");

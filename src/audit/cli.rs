@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Write synthetic (made-up) hook calls and feedback into the configured audit store.
+    /// Write synthetic hook calls and feedback into the configured audit store: the repository's
+    /// example requests, varied (patients, users, dates, orders), answered by the engine.
     Seed {
         /// Number of hook calls.
         #[arg(long, default_value_t = 500)]
@@ -18,9 +19,9 @@ pub enum AuditCommand {
         /// Random seed (same seed, same data).
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Service id recorded.
-        #[arg(long, default_value = "vcf-order-select")]
-        service: String,
+        /// Only this service (`vcf-order-select` or `vcf-order-sign`); both when absent.
+        #[arg(long)]
+        service: Option<String>,
     },
     /// Print the pseudonym stored for an id under `audit_pseudonym_key`.
     Pseudonym {
@@ -68,14 +69,23 @@ pub fn run(settings: &Settings, command: AuditCommand) -> anyhow::Result<ExitCod
                 seed,
                 service,
             } => {
-                let data = super::seed::generate(
+                // The configured knowledge and card options: the same engine as the service.
+                let state = crate::state::AppState::new(settings.clone(), AuditStore::disabled())?;
+                let plan = super::seed::Plan {
                     calls,
                     seed,
-                    time::OffsetDateTime::now_utc(),
+                    now: time::OffsetDateTime::now_utc(),
                     days,
-                    &service,
-                );
-                let (c, f) = super::seed::seed_store(&store, data).await?;
+                    service,
+                };
+                let mut seeder = super::seed::Seeder::new(&state, &plan)?;
+                let (mut c, mut f) = (0, 0);
+                while c < plan.calls {
+                    let data = seeder.batch((plan.calls - c).min(2_000)).await?;
+                    let (dc, df) = super::seed::seed_store(&store, data).await?;
+                    c += dc;
+                    f += df;
+                }
                 println!(
                     "seeded {c} hook calls and {f} feedback entries into {}",
                     store.location().describe()

@@ -57,7 +57,7 @@ both_backends!(feedback_truth, feedback_truth_body);
 /// feedback reached the store before its (spooled) evaluation.
 async fn feedback_truth_body(settings: crate::configuration::Settings) {
     let store = AuditStore::open(&settings).await.unwrap();
-    let data = seed::generate(30, 1, now(), 5, "svc");
+    let data = seed::generate(30, 1, now(), 5).await.unwrap();
     let mut calls = data.calls.iter().filter(|c| {
         c.orders
             .iter()
@@ -132,7 +132,7 @@ async fn feedback_truth_body(settings: crate::configuration::Settings) {
 
 async fn export_pages_body(settings: crate::configuration::Settings) {
     let store = AuditStore::open(&settings).await.unwrap();
-    let mut data = seed::generate(300, 8, now(), 2, "svc");
+    let mut data = seed::generate(300, 8, now(), 2).await.unwrap();
     // Same millisecond for several calls: the cursor must still not skip or repeat rows.
     let t = data.calls[0].received_at;
     for c in data.calls.iter_mut().take(40) {
@@ -170,7 +170,7 @@ async fn export_pages_body(settings: crate::configuration::Settings) {
 async fn round_trip_body(settings: crate::configuration::Settings) {
     let store = AuditStore::open(&settings).await.unwrap();
     assert!(store.ready());
-    let data = seed::generate(40, 1, now(), 3, "svc");
+    let data = seed::generate(40, 1, now(), 3).await.unwrap();
     let orders: usize = data.calls.iter().map(|c| c.orders.len()).sum();
     let first = data.calls[0].clone();
     let with_suggestions = data
@@ -293,7 +293,7 @@ async fn feedback_idempotent_body(settings: crate::configuration::Settings) {
 
 async fn summary_matches_body(settings: crate::configuration::Settings) {
     let store = AuditStore::open(&settings).await.unwrap();
-    let data = seed::generate(300, 42, now(), 10, "svc");
+    let data = seed::generate(300, 42, now(), 10).await.unwrap();
     let orders: Vec<_> = data.calls.iter().flat_map(|c| c.orders.clone()).collect();
     let feedback = data.feedback.clone();
     seed::seed_store(&store, data).await.unwrap();
@@ -366,8 +366,10 @@ async fn summary_matches_body(settings: crate::configuration::Settings) {
 async fn purge_body(settings: crate::configuration::Settings) {
     let store = AuditStore::open(&settings).await.unwrap();
     let t = now();
-    let mut data = seed::generate(20, 3, t - time::Duration::days(100), 1, "svc");
-    let recent = seed::generate(10, 4, t, 1, "svc");
+    let mut data = seed::generate(20, 3, t - time::Duration::days(100), 1)
+        .await
+        .unwrap();
+    let recent = seed::generate(10, 4, t, 1).await.unwrap();
     data.calls.extend(recent.calls);
     data.feedback.clear();
     seed::seed_store(&store, data).await.unwrap();
@@ -384,7 +386,7 @@ async fn purge_body(settings: crate::configuration::Settings) {
 async fn pseudonyms_body(mut settings: crate::configuration::Settings) {
     settings.audit_pseudonym_key = Some("a-test-key-of-enough-length".into());
     let store = AuditStore::open(&settings).await.unwrap();
-    let data = seed::generate(5, 9, now(), 1, "svc");
+    let data = seed::generate(5, 9, now(), 1).await.unwrap();
     let call = data.calls[0].clone();
     seed::seed_store(&store, data).await.unwrap();
     let params = vec![("user".to_owned(), call.user_id.clone())];
@@ -432,7 +434,7 @@ async fn sqlite_outage_spools_and_replays() {
             .unwrap();
     blocker.execute("BEGIN EXCLUSIVE").await.unwrap();
 
-    let data = seed::generate(30, 5, now(), 1, "svc");
+    let data = seed::generate(30, 5, now(), 1).await.unwrap();
     let expected: Vec<String> = data.calls.iter().map(|c| c.hook_instance.clone()).collect();
     let started = std::time::Instant::now();
     let deliveries =
@@ -487,7 +489,7 @@ async fn sqlite_outage_spools_and_replays() {
 async fn spool_is_replayed_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings_in(dir.path(), None);
-    let data = seed::generate(12, 6, now(), 1, "svc");
+    let data = seed::generate(12, 6, now(), 1).await.unwrap();
     let p = pseudonym::Pseudonymizer::new(None);
     let recs: Vec<SpoolRecord> = data
         .calls
@@ -520,7 +522,7 @@ async fn invalid_audit_db_fails_start_but_unreachable_postgres_does_not() {
     down.audit_write_timeout_ms = 200;
     let store = AuditStore::open(&down).await.unwrap();
     assert!(!store.ready());
-    let data = seed::generate(3, 1, now(), 1, "svc");
+    let data = seed::generate(3, 1, now(), 1).await.unwrap();
     for c in data.calls {
         assert_eq!(store.record_hook_call(c).await, Delivery::Spooled);
     }
@@ -549,7 +551,7 @@ async fn audit_write_throughput() {
         let store = AuditStore::open(&settings_in(dir.path(), url))
             .await
             .unwrap();
-        let data = seed::generate(n, 11, now(), 30, "svc");
+        let data = seed::generate(n, 11, now(), 30).await.unwrap();
         let orders: usize = data.calls.iter().map(|c| c.orders.len()).sum();
         // Concurrent callers (like concurrent hook requests): group commit.
         let store2 = store.clone();
@@ -570,7 +572,7 @@ async fn audit_write_throughput() {
         let secs = started.elapsed().as_secs_f64();
         let m = store.metrics();
         // One caller at a time: one transaction (and fsync) per call.
-        let seq = seed::generate(500, 12, now(), 30, "svc");
+        let seq = seed::generate(500, 12, now(), 30).await.unwrap();
         let t0 = std::time::Instant::now();
         for c in seq.calls {
             store.record_hook_call(c).await;
@@ -656,8 +658,12 @@ async fn refused_record_goes_to_dead_letter_postgres() {
 async fn spool_replay_throughput() {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings_in(dir.path(), None);
-    let n = 20_000;
-    let data = seed::generate(n, 13, now(), 30, "svc");
+    // As for `audit_write_throughput`: CI runs it small, the BENCHMARKS.md figure is 20,000.
+    let n: usize = std::env::var("VCF_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let data = seed::generate(n, 13, now(), 30).await.unwrap();
     let p = pseudonym::Pseudonymizer::new(None);
     let recs: Vec<SpoolRecord> = data
         .calls

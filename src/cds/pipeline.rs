@@ -1,6 +1,7 @@
 //! One hook call, end to end: request -> patient record -> evaluation -> response body.
 //! Shared by `POST /cds-services/{id}` and `vcf-cds evaluate` so both give the same answer.
 
+use crate::audit::HookCallRecord;
 use crate::auth::VerifiedClient;
 use crate::cds::discovery::ServiceDef;
 use crate::cds::prefetch;
@@ -8,8 +9,9 @@ use crate::cds::request::{self, HookRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
 use std::time::Duration;
+use time::OffsetDateTime;
 use tracing::Instrument;
-use vcf_engine::evaluate::{Evaluation, EvaluationRequest, PatientRecord};
+use vcf_engine::evaluate::{Evaluation, EvaluationRequest, IdSource, PatientRecord, RandomIds};
 
 /// The outcome of a successful call.
 pub struct Processed {
@@ -28,6 +30,41 @@ pub async fn process(
     process_for(state, service, body, &VerifiedClient::Anonymous, None, None).await
 }
 
+impl Processed {
+    /// The audit record of this call, as `service` answered it: the live service and
+    /// `vcf-cds audit seed` both record calls through this one function.
+    pub fn audit_record(
+        &self,
+        service: &ServiceDef,
+        received_at: OffsetDateTime,
+        latency_ms: f64,
+    ) -> HookCallRecord {
+        HookCallRecord {
+            received_at,
+            service_id: service.id.to_owned(),
+            hook: self.request.hook.as_str().to_owned(),
+            hook_instance: self.request.hook_instance.clone(),
+            user_id: self.request.user_id.clone(),
+            patient_id: self.request.patient_id.clone(),
+            encounter_id: self.request.encounter_id.clone(),
+            fhir_server: self.request.fhir_server.clone(),
+            knowledge_version: self.evaluation.knowledge_version.clone(),
+            guideline_id: self.evaluation.guideline_id.clone(),
+            latency_ms,
+            orders: self.evaluation.orders.clone(),
+        }
+    }
+}
+
+/// The engine's clock and uuid source for one call: `at` is the evaluation time (`None`: the
+/// wall clock once the patient record is complete) and `ids` draws card, suggestion and consult
+/// uuids. The service uses [`EngineClock::live`]; `vcf-cds audit seed` replays synthetic calls
+/// at past times with seeded uuids, so demo data is what the service would have answered.
+pub struct EngineClock<'a> {
+    pub at: Option<OffsetDateTime>,
+    pub ids: &'a mut (dyn IdSource + Send),
+}
+
 /// Runs one hook call for `service` on behalf of `client` (whose issuer and tenant decide which
 /// FHIR servers are trusted). `request_id` (the HTTP `X-Request-Id`) goes into the `hook` span;
 /// FHIR fetches, cards and ratings are counted in `metrics` when given.
@@ -39,6 +76,23 @@ pub async fn process_for(
     request_id: Option<&str>,
     metrics: Option<&crate::metrics::Metrics>,
 ) -> Result<Processed, ApiError> {
+    let clock = EngineClock {
+        at: None,
+        ids: &mut RandomIds,
+    };
+    process_at(state, service, body, client, request_id, metrics, clock).await
+}
+
+/// [`process_for`] with the engine's clock and uuid source given.
+pub async fn process_at(
+    state: &AppState,
+    service: &ServiceDef,
+    body: &[u8],
+    client: &VerifiedClient,
+    request_id: Option<&str>,
+    metrics: Option<&crate::metrics::Metrics>,
+    clock: EngineClock<'_>,
+) -> Result<Processed, ApiError> {
     let request = request::parse(body, service.hook, state.settings.max_draft_orders)?;
     let span = tracing::info_span!(
         "hook",
@@ -48,7 +102,7 @@ pub async fn process_for(
         orders = request.draft_orders.len(),
     );
     async {
-        let processed = evaluate(state, request, client, metrics).await?;
+        let processed = evaluate(state, request, client, metrics, clock).await?;
         if let Some(m) = metrics {
             m.observe_evaluation(&processed.evaluation);
         }
@@ -67,6 +121,7 @@ async fn evaluate(
     request: HookRequest,
     client: &VerifiedClient,
     metrics: Option<&crate::metrics::Metrics>,
+    clock: EngineClock<'_>,
 ) -> Result<Processed, ApiError> {
     // No patient data is fetched unless an order of this guideline is to be rated.
     let needs_record = state
@@ -88,7 +143,7 @@ async fn evaluate(
         PatientRecord::default()
     };
 
-    let now = time::OffsetDateTime::now_utc();
+    let now = clock.at.unwrap_or_else(OffsetDateTime::now_utc);
     let eval_request = EvaluationRequest {
         hook: request.hook,
         hook_instance: &request.hook_instance,
@@ -99,7 +154,7 @@ async fn evaluate(
         record: &record,
         now,
     };
-    let evaluation = state.evaluate(&eval_request);
+    let evaluation = state.evaluate(&eval_request, clock.ids);
     evaluation
         .response
         .check()

@@ -10,8 +10,10 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const SERVICE: &str = "vcf-order-select";
 
 /// Generated data: `n` calls over the last 20 days (seed fixed).
-pub fn generated(n: usize) -> Generated {
-    seed::generate(n, 2024, time::OffsetDateTime::now_utc(), 20, SERVICE)
+pub async fn generated(n: usize) -> Generated {
+    seed::generate(n, 2024, time::OffsetDateTime::now_utc(), 20)
+        .await
+        .expect("generated")
 }
 
 /// A server whose audit store already holds `data` (calls and their feedback).

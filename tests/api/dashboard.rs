@@ -63,7 +63,7 @@ async fn dashboard_renders_charts_and_filters_in_chromium() {
     let bin = chromium().expect(
         "this test needs Chromium: apt-get install -y chromium, or set CHROMIUM=/path/to/chromium",
     );
-    let data = generated(400);
+    let data = generated(400).await;
     let v1 = data
         .calls
         .iter()

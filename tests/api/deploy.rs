@@ -570,7 +570,8 @@ async fn hook_examples_in_fetch_mode_match_prefetch_mode() {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 9);
+    // One per ACR variant plus the two issue-8 kyphoplasty cases.
+    assert_eq!(files.len(), 11);
     for file in files {
         let with_prefetch = read_json(&file);
         let patient = with_prefetch["context"]["patientId"]

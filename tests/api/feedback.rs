@@ -18,7 +18,7 @@ fn feedback_path() -> String {
 
 #[tokio::test]
 async fn valid_batch_is_stored_linked_and_idempotent() {
-    let mut data = generated(60);
+    let mut data = generated(60).await;
     data.feedback.clear();
     let (card, suggestion) = card_with_suggestions(&data);
     let app = spawn_seeded(Some(data), |_| {}).await;

@@ -70,7 +70,24 @@ const EXPECTED: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "appropriate",
         Some("info"),
     ),
+    // Issue 8: the rating rests on marrow edema read from the MRI report: shown on a card.
+    (
+        "kyphoplasty-with-mri-edema.json",
+        "V6",
+        "8",
+        "appropriate",
+        Some("info"),
+    ),
 ];
+
+/// Examples that must get no rating (issue 8): (file, card indicator, text the card detail
+/// names, suggestion label start).
+const NOT_RATED: &[(&str, &str, &str, &str)] = &[(
+    "kyphoplasty-without-mri.json",
+    "info",
+    "bone marrow edema or intravertebral cleft on MRI",
+    "Order MRI lumbar spine without IV contrast",
+)];
 
 const PAMA_RATING: &str = "http://fhir.org/argonaut/Extension/pama-rating";
 
@@ -132,9 +149,44 @@ async fn each_variant_example_gets_the_expected_rating() {
         .count();
     assert_eq!(
         files,
-        EXPECTED.len(),
+        EXPECTED.len() + NOT_RATED.len(),
         "every hooks/ example has an expectation"
     );
+    for (file, indicator, names, suggestion) in NOT_RATED {
+        let request = read_json(&dir.join(file));
+        let r = app.call("vcf-order-select", &request).await;
+        assert_eq!(r.status().as_u16(), 200, "{file}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["systemActions"]
+                .as_array()
+                .is_none_or(|a| a.is_empty()),
+            "{file}: no rating"
+        );
+        let cards = body["cards"].as_array().unwrap();
+        assert_eq!(cards.len(), 1, "{file}");
+        assert_eq!(cards[0]["indicator"], *indicator, "{file}");
+        assert!(cards[0]["summary"].as_str().unwrap().chars().count() < 140);
+        assert!(
+            cards[0]["detail"].as_str().unwrap().contains(names),
+            "{file}: {}",
+            cards[0]["detail"]
+        );
+        let s = &cards[0]["suggestions"][0];
+        assert!(
+            s["label"].as_str().unwrap().starts_with(suggestion),
+            "{file}: {s}"
+        );
+        // Added next to the draft: the kyphoplasty order is not deleted.
+        assert!(
+            s["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["type"] == "create"),
+            "{file}"
+        );
+    }
     for (file, variant, rating, pama, indicator) in EXPECTED {
         let request = read_json(&dir.join(file));
         let r = app.call("vcf-order-select", &request).await;
@@ -170,14 +222,26 @@ async fn each_variant_example_gets_the_expected_rating() {
                         .contains(&format!("Management of VCF (2022), variant {n}")),
                     "{file}"
                 );
-                let suggestions = card["suggestions"].as_array().expect("suggestions");
-                assert!(!suggestions.is_empty(), "{file}");
-                assert_eq!(card["selectionBehavior"], "at-most-one");
-                let recommended = suggestions
-                    .iter()
-                    .filter(|s| s["isRecommended"] == true)
-                    .count();
-                assert!(recommended <= 1, "{file}");
+                if *rating == "8" {
+                    // Shown for its evidence (the report phrase), nothing better to suggest.
+                    assert!(
+                        card["detail"]
+                            .as_str()
+                            .unwrap()
+                            .contains("report phrase \"marrow edema\" at L1"),
+                        "{file}: {}",
+                        card["detail"]
+                    );
+                } else {
+                    let suggestions = card["suggestions"].as_array().expect("suggestions");
+                    assert!(!suggestions.is_empty(), "{file}");
+                    assert_eq!(card["selectionBehavior"], "at-most-one");
+                    let recommended = suggestions
+                        .iter()
+                        .filter(|s| s["isRecommended"] == true)
+                        .count();
+                    assert!(recommended <= 1, "{file}");
+                }
             }
         }
         // The update is the draft exactly as sent plus extensions.

@@ -198,12 +198,21 @@ async fn metrics_listen_serves_metrics_without_a_token() {
     let server = tokio::task::spawn_blocking(move || ServerProcess::start(&env))
         .await
         .unwrap();
-    let metrics_addr = server
-        .logs()
-        .iter()
-        .find(|l| l["message"] == "metrics listening")
-        .and_then(|l| l["address"].as_str().map(str::to_owned))
-        .expect("metrics listening line");
+    // "metrics listening" is logged just after "vcf-cds listening" (which start() waits for):
+    // wait for it rather than race it on a loaded machine.
+    let mut metrics_addr = None;
+    for _ in 0..100 {
+        metrics_addr = server
+            .logs()
+            .iter()
+            .find(|l| l["message"] == "metrics listening")
+            .and_then(|l| l["address"].as_str().map(str::to_owned));
+        if metrics_addr.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let metrics_addr = metrics_addr.expect("metrics listening line");
     let client = reqwest::Client::new();
     // Main listener: no admin token configured, so /metrics is off there.
     let r = client

@@ -341,3 +341,24 @@ async fn nothing_is_fetched_when_no_order_needs_it() {
     assert_eq!(body, json!({"cards": []}));
     assert!(stub.requests().is_empty());
 }
+
+/// Issue 8: report text arrives as base64 `presentedForm`; a malformed one is a client mistake:
+/// 400 naming the element, never a 500, and the report's content is not echoed.
+#[tokio::test]
+async fn invalid_base64_report_text_is_400_naming_the_element() {
+    let app = spawn_app().await;
+    let mut v = order_select();
+    let mut prefetch = full_prefetch();
+    prefetch["reports"] = json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "DiagnosticReport", "id": "r1", "status": "final",
+          "code": {"text": "MR Lumbar spine"},
+          "presentedForm": [{"contentType": "text/plain", "data": "!!not base64 SECRET!!"}]}}]});
+    v["prefetch"] = prefetch;
+    let outcome = assert_outcome(app.call("vcf-order-select", &v).await, 400).await;
+    let paths = expressions(&outcome);
+    assert!(
+        paths.iter().any(|p| p.ends_with("presentedForm[0].data")),
+        "{paths:?}"
+    );
+    assert!(!outcome.to_string().contains("SECRET"), "{outcome}");
+}

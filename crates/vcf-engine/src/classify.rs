@@ -4,11 +4,17 @@
 //! where it must be false, absent where it must be true) and each `requires_any` group has at
 //! least one fact that is not absent. Unknown facts a candidate relies on become assumptions.
 //! The ordered procedure is rated when it has the same category (disagreement folded in) in
-//! every candidate; otherwise the case is ambiguous and the deciding facts are named.
+//! every candidate that rates it (a candidate without a row for the procedure does not block the
+//! rating; the card says so); otherwise the case is ambiguous and the deciding facts are named.
+//!
+//! Evidence policy (`[[evidence_policy]]` in the knowledge file): a reliance on an unknown fact
+//! that must be evidenced is recorded per candidate. When every candidate has one, "no variant
+//! fits" is a candidate too: an agreed Usually-not-appropriate rating still stands (it does not
+//! rest on the finding), but an appropriate one is withheld ([`Verdict::Unevidenced`]).
 
 use crate::facts::{FactValue, PatientFacts};
 use crate::index::Engine;
-use crate::knowledge::{Fact, ProcedureKind, RatingRow};
+use crate::knowledge::{Category, EvidenceRule, Fact, Knowledge, ProcedureKind, RatingRow};
 
 /// An unknown fact (or group) a candidate variant relies on.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +30,25 @@ pub struct Candidate {
     /// Index into `Knowledge::variants`.
     pub variant: usize,
     pub relied: Vec<Reliance>,
+    /// The reliances on facts the evidence policy says must be evidenced (a subset of
+    /// `relied`).
+    pub unevidenced: Vec<Reliance>,
+}
+
+/// Whether the evidence policy forbids resting a candidate on `fact` having `value` unshown.
+/// A fact without a policy entry may be assumed.
+pub fn must_evidence(kb: &Knowledge, fact: Fact, value: bool) -> bool {
+    kb.evidence_policy.iter().any(|e| {
+        e.fact == fact && (if value { e.present } else { e.absent }) == EvidenceRule::MustEvidence
+    })
+}
+
+fn is_unevidenced(kb: &Knowledge, r: &Reliance) -> bool {
+    match r {
+        Reliance::Fact(f, b) => must_evidence(kb, *f, *b),
+        // A group rests on a must-evidence finding when every unknown member needs evidence.
+        Reliance::Any(fs) => !fs.is_empty() && fs.iter().all(|f| must_evidence(kb, *f, true)),
+    }
 }
 
 /// Why a variant of the right kind was not a candidate.
@@ -41,6 +66,14 @@ pub struct Exclusion {
 pub struct Classification {
     pub candidates: Vec<Candidate>,
     pub excluded: Vec<Exclusion>,
+}
+
+impl Classification {
+    /// Every candidate rests on a must-evidence finding the record does not show, so "no
+    /// variant fits" is a candidate too.
+    pub fn no_variant_possible(&self) -> bool {
+        !self.candidates.is_empty() && self.candidates.iter().all(|c| !c.unevidenced.is_empty())
+    }
 }
 
 /// Finds every variant of `kind` consistent with the facts.
@@ -85,9 +118,15 @@ pub fn classify(engine: &Engine, facts: &PatientFacts, kind: ProcedureKind) -> C
                 ));
             }
         }
+        let unevidenced = relied
+            .iter()
+            .filter(|r| is_unevidenced(engine.knowledge(), r))
+            .cloned()
+            .collect();
         out.candidates.push(Candidate {
             variant: vi,
             relied,
+            unevidenced,
         });
     }
     out
@@ -104,8 +143,12 @@ pub enum Verdict {
     /// lowest rating; on equal ratings the candidate relying on the fewest unknown facts);
     /// `ratings_differ` when the numbers differ between candidates.
     Rated { chosen: usize, ratings_differ: bool },
-    /// Categories differ (or some candidates do not rate the procedure).
+    /// Categories differ between the candidates that rate the procedure.
     Ambiguous { deciding: Vec<Fact> },
+    /// The candidates that rate the procedure agree on an appropriate category, but each
+    /// candidate rests on a finding that must be evidenced and the record does not show, so
+    /// "no variant fits" is possible: not rated. `category` is what the candidates agree on.
+    Unevidenced { category: Category },
 }
 
 /// Rates `procedure` against the candidates.
@@ -118,25 +161,38 @@ pub fn verdict(engine: &Engine, c: &Classification, procedure: usize) -> Verdict
         .iter()
         .map(|cand| engine.rating(cand.variant, procedure))
         .collect();
-    if rows.iter().all(Option::is_none) {
+    let Some(first) = rows.iter().flatten().next().copied() else {
         return Verdict::NotRated;
-    }
-    let first = rows[0];
-    let same = rows.iter().all(|r| match (r, first) {
-        (Some(a), Some(b)) => a.category.normalized() == b.category.normalized(),
-        _ => false,
-    });
+    };
+    // Candidates without a row do not block the rating (the card says it is not rated there).
+    let same = rows
+        .iter()
+        .flatten()
+        .all(|r| r.category.normalized() == first.category.normalized());
     if same {
-        let mut chosen = 0;
+        let agreed = first.category.normalized();
+        if c.no_variant_possible() && agreed != Category::UsuallyNotAppropriate {
+            return Verdict::Unevidenced { category: agreed };
+        }
+        let mut chosen = rows.iter().position(Option::is_some).unwrap_or(0);
         let mut differ = false;
         for (i, r) in rows.iter().enumerate() {
-            let (r, best) = (r.unwrap(), rows[chosen].unwrap());
+            let (Some(r), Some(best)) = (r, rows[chosen]) else {
+                continue;
+            };
             if r.rating != best.rating {
                 differ = true;
             }
-            // Lowest rating; among equal ratings the candidate resting on the fewest unknown
-            // facts (the most specific fit), then knowledge-file order.
-            let fewer = c.candidates[i].relied.len() < c.candidates[chosen].relied.len();
+            // Lowest rating; among equal ratings the candidate resting on the fewest unshown
+            // must-evidence findings, then on the fewest unknown facts (the most specific fit),
+            // then knowledge-file order.
+            let key = |k: usize| {
+                (
+                    c.candidates[k].unevidenced.len(),
+                    c.candidates[k].relied.len(),
+                )
+            };
+            let fewer = key(i) < key(chosen);
             if r.rating < best.rating || (r.rating == best.rating && fewer) {
                 chosen = i;
             }
@@ -149,6 +205,16 @@ pub fn verdict(engine: &Engine, c: &Classification, procedure: usize) -> Verdict
     Verdict::Ambiguous {
         deciding: deciding_facts(engine, c, facts_unknown_filter(c)),
     }
+}
+
+/// Candidates (indexes into `Classification::candidates`) that have no row for the procedure.
+pub fn not_rated_in(engine: &Engine, c: &Classification, procedure: usize) -> Vec<usize> {
+    c.candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, cand)| engine.rating(cand.variant, procedure).is_none())
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn facts_unknown_filter(c: &Classification) -> Vec<Fact> {

@@ -249,8 +249,13 @@ impl<'r> OrderRun<'r> {
                     response,
                 );
                 ev.assumptions = assumptions(self.engine, &facts, &class, Some(chosen), kind);
+                // A rating that rests on a finding read from report text is shown with its
+                // evidence (report and matched phrase) so the clinician can check the reading.
+                let from_report = self.engine.variant_facts(vi).any(|f| {
+                    matches!(facts.get(f), FactValue::Present(e) if e.code.starts_with("report phrase"))
+                });
                 let plan = cards::RatedPlan::new(&input, chosen, row);
-                if plan.wants_card(row, self.options.cards_for_appropriate) {
+                if plan.wants_card(row, self.options.cards_for_appropriate || from_report) {
                     let card = cards::rated_card(
                         &input,
                         &mut ev,
@@ -269,6 +274,17 @@ impl<'r> OrderRun<'r> {
                 ev.deciding_facts = deciding.iter().map(|f| f.key().to_owned()).collect();
                 ev.assumptions = assumptions(self.engine, &facts, &class, None, kind);
                 let card = cards::ambiguous_card(&input, &mut ev, &order, &deciding, ids);
+                self.push_card(&mut ev, card, ids, response);
+            }
+            Verdict::Unevidenced { category } => {
+                // Evidence policy: every candidate rests on an unshown must-evidence finding, so
+                // "no variant fits" is possible and an appropriate rating is withheld. Reported
+                // as ambiguous (no rating) with the missing findings as the deciding facts.
+                let deciding = cards::missing_findings(&input);
+                ev.outcome = Outcome::Ambiguous;
+                ev.deciding_facts = deciding.iter().map(|f| f.key().to_owned()).collect();
+                ev.assumptions = assumptions(self.engine, &facts, &class, None, kind);
+                let card = cards::missing_evidence_card(&input, &mut ev, &order, category, ids);
                 self.push_card(&mut ev, card, ids, response);
             }
         }
@@ -327,7 +343,8 @@ fn assumptions(
     chosen: Option<usize>,
     kind: ProcedureKind,
 ) -> Vec<String> {
-    let mut out = Vec::new();
+    // Conflicting records and presumptions first: they matter most and cards cut the line.
+    let mut out: Vec<String> = facts.notes.clone();
     if let Some(i) = chosen {
         for r in &class.candidates[i].relied {
             out.push(reliance_text(facts, r));
@@ -348,7 +365,18 @@ fn assumptions(
         }
         match facts.get(f) {
             FactValue::Absent(t) => out.push(t.to_string()),
-            FactValue::Present(e) => out.extend(e.assumption.clone()),
+            FactValue::Present(e) => {
+                out.extend(e.assumption.clone());
+                // A finding read from report text goes to the card and the audit record as the
+                // report reference and the knowledge file's matched phrase (issue 8).
+                if e.code.starts_with("report phrase") {
+                    out.push(format!(
+                        "read from report text (verify): {}: {}",
+                        f.phrase(true),
+                        e.describe()
+                    ));
+                }
+            }
             FactValue::Unknown(_) => {}
         }
     }

@@ -39,10 +39,13 @@ pub enum Vs {
     ContrastAllergy,
     Egfr,
     SpineRadiograph,
+    NeoplasticFracture,
+    BoneMalignancy,
+    HighEnergyMechanism,
 }
 
 impl Vs {
-    pub const ALL: [Vs; 18] = [
+    pub const ALL: [Vs; 21] = [
         Vs::Vcf,
         Vs::VcfTraumatic,
         Vs::Osteoporosis,
@@ -61,6 +64,9 @@ impl Vs {
         Vs::ContrastAllergy,
         Vs::Egfr,
         Vs::SpineRadiograph,
+        Vs::NeoplasticFracture,
+        Vs::BoneMalignancy,
+        Vs::HighEnergyMechanism,
     ];
 
     /// Bit of this value set in a [`Mask`].
@@ -115,30 +121,10 @@ fn with_normalized<R>(code: &str, f: impl FnOnce(&str) -> R) -> R {
     f(std::str::from_utf8(&buf[..n]).unwrap_or_default())
 }
 
-/// FNV-1a: the code tables are hashed on every coding of the record, and their keys are short
-/// codes from our own knowledge file (no untrusted keys), so a fast non-keyed hash is fine.
-#[derive(Default, Clone, Copy)]
-pub struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+/// FNV-1a (the `fnv` crate, already in the dependency graph): the code tables are hashed on
+/// every coding of the record, and their keys are short codes from our own knowledge file (no
+/// untrusted keys), so a fast non-keyed hash is fine.
+type FastMap<K, V> = fnv::FnvHashMap<K, V>;
 
 /// One order code of a procedure, by index.
 #[derive(Debug, Clone, Copy)]
@@ -148,7 +134,7 @@ pub(crate) struct CodeRefIdx {
 }
 
 #[derive(Debug, Default)]
-struct SystemCodes {
+struct Matchers {
     /// Exact value-set codes.
     exact: FastMap<Box<str>, Mask>,
     /// Value-set code prefixes.
@@ -157,6 +143,61 @@ struct SystemCodes {
     max_prefix: usize,
     /// Inclusive 3-character category ranges.
     ranges: Vec<(Box<str>, Box<str>, Mask)>,
+}
+
+impl Matchers {
+    fn add(&mut self, m: &crate::knowledge::CodeMatcher, bit: Mask) {
+        if let Some(code) = &m.code {
+            *self
+                .exact
+                .entry(normalize_code(code).into_owned().into())
+                .or_default() |= bit;
+        }
+        if let Some(prefix) = &m.prefix {
+            let p = normalize_code(prefix).into_owned();
+            self.max_prefix = self.max_prefix.max(p.len());
+            *self.prefix.entry(p.into()).or_default() |= bit;
+        }
+        if let Some([lo, hi]) = &m.range {
+            self.ranges.push((
+                normalize_code(lo).into_owned().into(),
+                normalize_code(hi).into_owned().into(),
+                bit,
+            ));
+        }
+    }
+
+    /// Value sets whose matchers match the (normalized) code.
+    fn mask(&self, code: &str) -> Mask {
+        let mut mask = self.exact.get(code).copied().unwrap_or(0);
+        if !self.prefix.is_empty() {
+            let max = self.max_prefix.min(code.len());
+            for i in 1..=max {
+                if code.is_char_boundary(i)
+                    && let Some(m) = self.prefix.get(&code[..i])
+                {
+                    mask |= m;
+                }
+            }
+        }
+        if !self.ranges.is_empty() && code.len() >= 3 && code.is_char_boundary(3) {
+            let cat = &code[..3];
+            for (lo, hi, m) in &self.ranges {
+                if cat >= lo.as_ref() && cat <= hi.as_ref() {
+                    mask |= m;
+                }
+            }
+        }
+        mask
+    }
+}
+
+#[derive(Debug, Default)]
+struct SystemCodes {
+    /// Value-set codes.
+    include: Matchers,
+    /// Value-set exclusions (`excludes`): removed from the include mask.
+    exclude: Matchers,
     /// Order codes.
     orders: FastMap<Box<str>, Vec<CodeRefIdx>>,
 }
@@ -174,6 +215,8 @@ pub(crate) struct ReferralIdx {
 #[derive(Debug)]
 pub struct Engine {
     kb: Arc<Knowledge>,
+    /// Report-reading rules (phrases and cue words of the knowledge file), compiled once.
+    lexicon: crate::reports::Lexicon,
     system_by_uri: FastMap<Box<str>, SysId>,
     systems: Vec<SystemCodes>,
     /// Canonical URI per system id.
@@ -271,28 +314,15 @@ impl Engine {
                 let Some(s) = sys(&m.system, &what, &mut problems) else {
                     continue;
                 };
-                let table = &mut systems[s as usize];
-                if let Some(code) = &m.code {
-                    *table
-                        .exact
-                        .entry(normalize_code(code).into_owned().into())
-                        .or_default() |= vs.bit();
-                    coded |= vs.bit();
-                }
-                if let Some(prefix) = &m.prefix {
-                    let p = normalize_code(prefix).into_owned();
-                    table.max_prefix = table.max_prefix.max(p.len());
-                    *table.prefix.entry(p.into()).or_default() |= vs.bit();
-                    coded |= vs.bit();
-                }
-                if let Some([lo, hi]) = &m.range {
-                    table.ranges.push((
-                        normalize_code(lo).into_owned().into(),
-                        normalize_code(hi).into_owned().into(),
-                        vs.bit(),
-                    ));
-                    coded |= vs.bit();
-                }
+                systems[s as usize].include.add(m, vs.bit());
+                coded |= vs.bit();
+            }
+            for m in &kb.value_sets[pos].excludes {
+                let what = format!("value set {} excludes", vs.id());
+                let Some(s) = sys(&m.system, &what, &mut problems) else {
+                    continue;
+                };
+                systems[s as usize].exclude.add(m, vs.bit());
             }
         }
 
@@ -401,6 +431,7 @@ impl Engine {
             return Err(KnowledgeError::Invalid(problems));
         }
         Ok(Engine {
+            lexicon: crate::reports::Lexicon::new(&kb),
             kb,
             system_by_uri,
             systems,
@@ -416,6 +447,11 @@ impl Engine {
             procedure_by_id,
             variants_by_kind,
         })
+    }
+
+    /// The report-reading rules.
+    pub fn lexicon(&self) -> &crate::reports::Lexicon {
+        &self.lexicon
     }
 
     pub fn knowledge(&self) -> &Knowledge {
@@ -447,26 +483,12 @@ impl Engine {
         };
         let t = &self.systems[s as usize];
         with_normalized(code, |code| {
-            let mut mask = t.exact.get(code).copied().unwrap_or(0);
-            if !t.prefix.is_empty() {
-                let max = t.max_prefix.min(code.len());
-                for i in 1..=max {
-                    if code.is_char_boundary(i)
-                        && let Some(m) = t.prefix.get(&code[..i])
-                    {
-                        mask |= m;
-                    }
-                }
+            let mask = t.include.mask(code);
+            if mask == 0 {
+                0
+            } else {
+                mask & !t.exclude.mask(code)
             }
-            if code.len() >= 3 && code.is_char_boundary(3) {
-                let cat = &code[..3];
-                for (lo, hi, m) in &t.ranges {
-                    if cat >= lo.as_ref() && cat <= hi.as_ref() {
-                        mask |= m;
-                    }
-                }
-            }
-            mask
         })
     }
 
@@ -624,6 +646,10 @@ new_fracture_window_rationale = "test"
 pediatric_age_below = 18
 egfr_contrast_threshold = 30.0
 egfr_rationale = "test"
+old_fracture_window_days = 365
+old_fracture_window_rationale = "test"
+older_adult_age_years = 65
+older_adult_age_rationale = "test"
 
 [[procedures]]
 id = "MRI_SPINE_WO"
@@ -789,6 +815,7 @@ confidence = "A"
 id = "malignancy"
 description = "malignancy"
 codes = [{ system = "icd10cm", range = ["C00", "C96"] }, { system = "icd10cm", prefix = "Z85" }]
+excludes = [{ system = "icd10cm", prefix = "C44", source = "t" }, { system = "icd10cm", code = "Z85.828", source = "t" }]
 source = "t"
 confidence = "A"
 
@@ -886,6 +913,27 @@ description = "XR spine"
 codes = [{ system = "loinc", code = "24970-6" }]
 source = "t"
 confidence = "B"
+
+[[value_sets]]
+id = "neoplastic-fracture"
+description = "t"
+codes = [{ system = "icd10cm", prefix = "M84.5" }]
+source = "t"
+confidence = "A"
+
+[[value_sets]]
+id = "bone-malignancy"
+description = "t"
+codes = [{ system = "icd10cm", prefix = "C79.5" }, { system = "icd10cm", prefix = "C90.0" }]
+source = "t"
+confidence = "B"
+
+[[value_sets]]
+id = "high-energy-mechanism"
+description = "t"
+codes = [{ system = "icd10cm", range = ["V00", "V89"] }]
+source = "t"
+confidence = "C"
 "#;
 
     pub fn engine() -> Engine {
@@ -909,8 +957,15 @@ confidence = "B"
             e.value_sets_of(icd, "m80.08xa"),
             Vs::Vcf.bit() | Vs::Osteoporosis.bit()
         );
-        assert_eq!(e.value_sets_of(icd, "C79.51"), Vs::Malignancy.bit());
+        assert_eq!(
+            e.value_sets_of(icd, "C79.51"),
+            Vs::Malignancy.bit() | Vs::BoneMalignancy.bit()
+        );
         assert_eq!(e.value_sets_of(icd, "C97"), 0);
+        // Exclusions remove a code from its value set only.
+        assert_eq!(e.value_sets_of(icd, "C44.91"), 0);
+        assert_eq!(e.value_sets_of(icd, "Z85.828"), 0);
+        assert_eq!(e.value_sets_of(icd, "Z85.820"), Vs::Malignancy.bit());
         assert_eq!(e.value_sets_of(icd, "Z85.3"), Vs::Malignancy.bit());
         assert_eq!(e.value_sets_of(icd, "Z91.041"), Vs::ContrastAllergy.bit());
         assert_eq!(e.value_sets_of("http://unknown", "Z91.041"), 0);

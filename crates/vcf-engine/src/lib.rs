@@ -20,6 +20,7 @@ pub mod index;
 pub mod knowledge;
 pub mod orders;
 pub mod rating;
+pub mod reports;
 pub mod types;
 
 pub use index::Engine;

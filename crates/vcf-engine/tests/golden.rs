@@ -567,24 +567,22 @@ fn v5_radiation_oncology_referral() {
     );
 }
 
+/// Issue 8: V6 rates augmentation 8 only "with bone marrow edema or intravertebral cleft" and V8
+/// only with "worsening pain, deformity, or pulmonary dysfunction" (research §1.2); neither is on
+/// this record, so no variant may fit and the order is not rated appropriate.
 #[test]
-fn v6_kyphoplasty_rated_with_marrow_edema_assumption() {
+fn v6_kyphoplasty_without_mri_evidence_is_not_rated() {
     let ev = evaluate("v6-symptomatic-osteoporotic", "v6-kyphoplasty");
-    assert_rated(
-        &ev,
-        "o-v6-1",
-        "V6",
-        8,
-        Category::UsuallyAppropriate,
-        "appropriate",
-    );
     let o = order(&ev, "o-v6-1");
+    assert_ne!(o.outcome, Outcome::Rated, "{o:#?}");
+    assert_eq!(o.rating, None);
+    assert_eq!(pama_code(&ev, "o-v6-1"), None);
     assert_eq!(o.candidate_variants, ["V6", "V8"]);
-    assert!(has_assumption(
-        o,
-        "assumes bone marrow edema or intravertebral cleft on MRI: not coded"
-    ));
-    assert!(ev.response.cards.is_empty());
+    assert!(
+        o.deciding_facts
+            .contains(&"marrow_edema_or_cleft".to_string()),
+        "{o:#?}"
+    );
 }
 
 #[test]
@@ -678,28 +676,39 @@ fn v8_radionuclide_with_loss_of_height_suggests_pva_and_surgical_referral() {
     assert_eq!(referral["code"]["text"], "Surgical Consultation");
 }
 
+/// Issue 8: V9 is "Pathological VCF with ongoing or increasing mechanical pain" (research §1.2);
+/// mechanical pain has no code (§4.3) and is not stated on this record, so the referral (8 in V9)
+/// is not rated appropriate on an assumption.
 #[test]
-fn v9_radiation_oncology_referral_is_appropriate() {
+fn v9_radiation_oncology_referral_needs_mechanical_pain() {
     let ev = evaluate("v9-lung-metastases", "v9-radonc-referral");
-    assert_rated(
-        &ev,
-        "o-v9a-1",
-        "V9",
-        8,
-        Category::UsuallyAppropriate,
-        "appropriate",
-    );
     let o = order(&ev, "o-v9a-1");
+    assert_ne!(o.outcome, Outcome::Rated, "{o:#?}");
+    assert_eq!(pama_code(&ev, "o-v9a-1"), None);
     assert_eq!(o.candidate_variants, ["V9"]);
-    assert!(has_assumption(
-        o,
-        "assumes ongoing or increasing mechanical pain"
-    ));
-    assert!(ev.response.cards.is_empty());
+    assert!(o.deciding_facts.contains(&"mechanical_pain".to_string()));
 }
 
+/// Radionuclide therapy is 4/9 (May be appropriate) in V9 only; V9 needs mechanical pain, which
+/// this record does not show (issue 8), so it is not rated and the card names the finding.
 #[test]
-fn v9_radionuclide_may_be_appropriate_with_better_options() {
+fn v9_radionuclide_needs_mechanical_pain() {
+    let ev = evaluate("v9-myeloma-no-report", "v9-radionuclide");
+    let o = order(&ev, "o-v9b-1");
+    assert_eq!(o.outcome, Outcome::Ambiguous, "{o:#?}");
+    assert_eq!(pama_code(&ev, "o-v9b-1"), None);
+    assert_eq!(o.deciding_facts, ["mechanical_pain"]);
+    let c = card(&ev, o);
+    assert_eq!(c.indicator, Indicator::Info);
+    assert!(c.summary.contains("mechanical pain (V9)"), "{}", c.summary);
+    // Not marrow edema: no MRI suggestion.
+    assert!(c.suggestions.is_empty());
+}
+
+/// The same patient with an MRI report whose clinical history states "ongoing mechanical back
+/// pain": V9, May be appropriate 4/9, with the better-rated V9 options suggested.
+#[test]
+fn v9_radionuclide_with_mechanical_pain_reported_is_rated() {
     let ev = evaluate("v9-myeloma", "v9-radionuclide");
     assert_rated(
         &ev,
@@ -731,6 +740,132 @@ fn v9_radionuclide_may_be_appropriate_with_better_options() {
     let c = card(&ev, o);
     assert_eq!(c.indicator, Indicator::Info);
     assert!(c.summary.contains("May be appropriate (ACR 4/9)"));
+    assert!(
+        c.detail
+            .as_deref()
+            .unwrap()
+            .contains("report phrase \"mechanical back pain\" (DiagnosticReport/v9-r1)"),
+        "{:?}",
+        c.detail
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 8: ratings grounded in evidence (V6 vertebral augmentation and the MRI report).
+// ---------------------------------------------------------------------------------------------
+
+/// Kyphoplasty for an acute osteoporotic L1 fracture with back pain and no MRI: V6 needs
+/// "bone marrow edema or intravertebral cleft" and V8 "worsening pain, deformity, or pulmonary
+/// dysfunction" (research §1.2); neither is shown, so no rating, an info card naming the finding
+/// and the variant, and a suggestion to order MRI without contrast (the study that shows edema).
+#[test]
+fn kyphoplasty_without_mri_names_the_finding_and_suggests_mri() {
+    let ev = evaluate("v6-symptomatic-osteoporotic", "v6-kyphoplasty");
+    let o = order(&ev, "o-v6-1");
+    assert_eq!(o.outcome, Outcome::Ambiguous);
+    assert_eq!(o.rating, None);
+    assert!(ev.response.system_actions.is_empty(), "no rating action");
+    let c = card(&ev, o);
+    assert_eq!(c.indicator, Indicator::Info);
+    assert!(
+        c.summary.contains("marrow edema or cleft on MRI (V6)"),
+        "{}",
+        c.summary
+    );
+    let detail = c.detail.as_deref().unwrap();
+    assert!(detail.contains("V6 needs bone marrow edema or intravertebral cleft on MRI (8/9)"));
+    assert!(detail.contains("V8 needs worsening pain"));
+    assert_eq!(suggested(o), ["MRI_SPINE_WO"]);
+    // The MRI is added next to the draft (lumbar, from CPT 22514): create only, no delete.
+    assert_eq!(c.suggestions.len(), 1);
+    let s = &c.suggestions[0];
+    assert!(
+        s.label
+            .starts_with("Order MRI lumbar spine without IV contrast first")
+    );
+    assert!(
+        s.actions
+            .iter()
+            .all(|a| a.action_type == ActionType::Create)
+    );
+    assert!(o.suggestions[0].codes.contains(&code(CPT, "72148")));
+}
+
+/// The same patient with an MRI report "Acute L1 fracture with marrow edema on STIR" (text/plain
+/// presentedForm): V6, 8/9 Usually appropriate, and the report phrase is the evidence on the card
+/// and in the audit record's facts.
+#[test]
+fn kyphoplasty_with_mri_edema_is_v6_appropriate_with_the_report_phrase() {
+    let ev = evaluate("v6-mri-edema", "v6-kyphoplasty");
+    assert_rated(
+        &ev,
+        "o-v6-1",
+        "V6",
+        8,
+        Category::UsuallyAppropriate,
+        "appropriate",
+    );
+    let o = order(&ev, "o-v6-1");
+    let c = card(&ev, o);
+    let detail = c.detail.as_deref().unwrap();
+    assert!(
+        detail.contains("report phrase \"marrow edema\" at L1 (DiagnosticReport/v6m-r1)"),
+        "{detail}"
+    );
+    // Report text never reaches the card beyond the matched phrase.
+    assert!(!detail.contains("IMPRESSION"));
+    // The audit record carries the report reference and the matched phrase.
+    assert!(
+        o.assumptions
+            .iter()
+            .any(|a| a.starts_with("read from report text")
+                && a.contains("DiagnosticReport/v6m-r1: report phrase \"marrow edema\" at L1")),
+        "{:?}",
+        o.assumptions
+    );
+    let audit = serde_json::to_string(o).unwrap();
+    assert!(
+        !audit.contains("STIR."),
+        "no report sentence in the audit record"
+    );
+}
+
+/// Marrow edema counts only from MRI (issue 8): a CT report's "marrow edema" leaves the
+/// finding unknown and the order unrated.
+#[test]
+fn marrow_edema_on_ct_does_not_count() {
+    let ev = evaluate("v6-ct-edema", "v6-kyphoplasty");
+    let o = order(&ev, "o-v6-1");
+    assert_eq!(o.outcome, Outcome::Ambiguous);
+    let c = card(&ev, o);
+    assert!(
+        c.detail
+            .as_deref()
+            .unwrap()
+            .contains("counts only from MRI")
+    );
+}
+
+/// "Marrow edema cannot be excluded": uncertain, so unknown (not rated).
+#[test]
+fn uncertain_edema_is_unknown() {
+    let ev = evaluate("v6-mri-possible-edema", "v6-kyphoplasty");
+    let o = order(&ev, "o-v6-1");
+    assert_eq!(o.outcome, Outcome::Ambiguous);
+    let c = card(&ev, o);
+    assert!(c.detail.as_deref().unwrap().contains("as uncertain"));
+    // A spine MRI is on record: no MRI suggestion.
+    assert!(c.suggestions.is_empty());
+}
+
+/// "without marrow edema" on MRI: V6 is excluded (edema absent); V8 alone remains and rests on
+/// unshown findings, so augmentation is still not rated.
+#[test]
+fn negated_edema_excludes_v6() {
+    let ev = evaluate("v6-mri-no-edema", "v6-kyphoplasty");
+    let o = order(&ev, "o-v6-1");
+    assert_eq!(o.candidate_variants, ["V8"]);
+    assert_eq!(o.outcome, Outcome::Ambiguous);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -116,8 +116,10 @@ fn engine_contract_facts_are_as_specified() {
         ("V5", T, vec![(Vcf, true), (Symptomatic, false), (Osteoporotic, true)], none.clone()),
         ("V6", T, vec![(Vcf, true), (Symptomatic, true), (Osteoporotic, true), (MarrowEdemaOrCleft, true)], none.clone()),
         ("V7", T, vec![(Vcf, true), (NewFracture, true), (Symptomatic, true)], vec![vec![PriorVertebralAugmentation, PriorSpineSurgery]]),
-        ("V8", T, vec![(Vcf, true), (Pathological, false)], vec![vec![WorseningPain, Deformity, PulmonaryDysfunction]]),
-        ("V9", T, vec![(Vcf, true), (Pathological, true), (MechanicalPain, true)], none),
+        // Issue 8: ACR's "benign" / "pathological" VCF read as the fracture's cause being
+        // neoplastic or not (M84.4- / M84.6- alone are benign variants).
+        ("V8", T, vec![(Vcf, true), (NeoplasticCause, false)], vec![vec![WorseningPain, Deformity, PulmonaryDysfunction]]),
+        ("V9", T, vec![(Vcf, true), (NeoplasticCause, true), (MechanicalPain, true)], none),
     ];
     for (id, kind, mut requires, any) in expected.drain(..) {
         requires.sort();
@@ -355,6 +357,7 @@ fn rejects_bad_prefix_and_range_matchers() {
             prefix: Some("98979".into()),
             range: None,
             display: None,
+            source: None,
         }
     });
     assert_problem(&p, "prefix matching is only defined for ICD-10-CM");
@@ -650,6 +653,85 @@ fn cross_check_catches_a_changed_rating_rrl_soe_or_missing_row() {
     ] {
         assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
     }
+}
+
+#[test]
+fn every_variant_fact_has_an_evidence_policy_and_the_issue_8_findings_must_be_evidenced() {
+    use knowledge::{EvidenceRule, Fact::*};
+    let kb = loaded();
+    let rule = |f: knowledge::Fact| {
+        kb.evidence_policy
+            .iter()
+            .find(|e| e.fact == f)
+            .unwrap_or_else(|| panic!("no evidence policy for {f:?}"))
+    };
+    // Issue 8 "Facts that must be evidenced" (V6, V8, V9, V7).
+    for f in [
+        MarrowEdemaOrCleft,
+        WorseningPain,
+        Deformity,
+        PulmonaryDysfunction,
+        NeoplasticCause,
+        MechanicalPain,
+        PriorVertebralAugmentation,
+        PriorSpineSurgery,
+    ] {
+        assert_eq!(rule(f).present, EvidenceRule::MustEvidence, "{f:?}");
+    }
+    // Issue 8: "symptomatic" may be assumed (pain is often uncoded).
+    assert_eq!(rule(Symptomatic).present, EvidenceRule::MayAssume);
+    assert_eq!(rule(Symptomatic).absent, EvidenceRule::MayAssume);
+
+    let p = problems_after(|kb| kb.evidence_policy.retain(|e| e.fact != MarrowEdemaOrCleft));
+    assert_problem(
+        &p,
+        "\"marrow_edema_or_cleft\" is used by a variant but has no entry",
+    );
+    let p = problems_after(|kb| {
+        let e = kb.evidence_policy[0].clone();
+        kb.evidence_policy.push(e);
+    });
+    assert_problem(&p, "fact listed twice");
+    let p = problems_after(|kb| kb.evidence_policy[0].why = " ".into());
+    assert_problem(&p, "empty why");
+}
+
+#[test]
+fn report_phrases_are_validated() {
+    let p = problems_after(|kb| kb.report_findings.retain(|f| f.id != "marrow-edema"));
+    assert_problem(&p, "required report finding \"marrow-edema\" is missing");
+    let p = problems_after(|kb| kb.report_findings[0].phrases.push("Marrow Edema".into()));
+    assert_problem(&p, "must be lower case");
+    let p = problems_after(|kb| kb.report_findings[0].phrases.push("mar*row".into()));
+    assert_problem(&p, "'*' is only allowed at the end");
+    let p = problems_after(|kb| kb.report_findings[1].modalities.push("US".into()));
+    assert_problem(&p, "unknown modality \"US\"");
+    let p = problems_after(|kb| kb.report_language.negation_before.clear());
+    assert_problem(&p, "report_language.negation_before: empty list");
+    let p = problems_after(|kb| kb.report_language.scope_words = 0);
+    assert_problem(&p, "scope_words 0 must be between 1 and 20");
+    // Marrow edema counts only from MRI (issue 8).
+    let kb = loaded();
+    let edema = kb
+        .report_findings
+        .iter()
+        .find(|f| f.id == "marrow-edema")
+        .unwrap();
+    assert_eq!(edema.modalities, vec!["MR".to_string()]);
+}
+
+#[test]
+fn windows_ages_and_exclusions_are_validated() {
+    let p = problems_after(|kb| kb.policy.old_fracture_window_days = 30);
+    assert_problem(&p, "must be greater than new_fracture_window_days");
+    let p = problems_after(|kb| kb.policy.older_adult_age_years = 0);
+    assert_problem(&p, "older_adult_age_years 0 must be between 1 and 120");
+    let p = problems_after(|kb| value_set(kb, "malignancy").excludes[0].source = None);
+    assert_problem(&p, "an exclusion needs its source");
+    let kb = loaded();
+    // Issue 8 defaults: new within 6 weeks, old beyond 1 year (local policy).
+    assert_eq!(kb.policy.new_fracture_window_days, 42);
+    assert_eq!(kb.policy.old_fracture_window_days, 365);
 }
 
 #[test]

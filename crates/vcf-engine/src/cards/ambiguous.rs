@@ -63,7 +63,7 @@ pub fn ambiguous_card(
             let v = &kb.variants[c.variant];
             let cond = candidate_conditions(input.facts, class, i);
             let title = format!("{} {}", v.id, v.title);
-            let head = cut_words(&format!("{title}{cond}"), 150);
+            let head = cut_words(&format!("{title}{cond}"), 110);
             match engine.rating(c.variant, input.rec.procedure) {
                 Some(r) => format!("{head}: **{}**, {}/9", r.category.label(), r.rating),
                 None => format!("{head}: not rated"),
@@ -71,9 +71,12 @@ pub fn ambiguous_card(
         })
         .collect();
     detail.push_str(&bullets("Rating either way", &either));
-    detail.push_str(
-        "\n\nRecord the deciding fact (problem list or the order's reason) to get a rating.",
-    );
+    // Never "no single missing fact" and "record the deciding fact" together (issue 8).
+    if !deciding.is_empty() {
+        detail.push_str(
+            "\n\nRecord the deciding fact (problem list, report or the order's reason) to get a rating.",
+        );
+    }
     if kb.procedures[input.rec.procedure].kind == ProcedureKind::Imaging
         && let Some(r) = radiation_short(
             engine,

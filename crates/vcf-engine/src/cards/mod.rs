@@ -23,6 +23,7 @@
 mod alternatives;
 mod ambiguous;
 mod grouped;
+mod missing_evidence;
 mod no_variant;
 mod out_of_scope;
 mod override_reasons;
@@ -37,6 +38,7 @@ pub use alternatives::{
 };
 pub use ambiguous::ambiguous_card;
 pub use grouped::group_cards;
+pub use missing_evidence::{missing_evidence_card, missing_findings};
 pub use no_variant::no_variant_card;
 pub use out_of_scope::out_of_scope_card;
 pub use override_reasons::override_reasons;

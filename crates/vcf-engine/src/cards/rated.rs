@@ -167,6 +167,18 @@ pub fn rated_card(
     if ratings_differ {
         detail.push_str(" Lowest of the scenarios that fit.");
     }
+    // A candidate without a row for the procedure does not block the rating (issue 8).
+    let unrated: Vec<&str> = crate::classify::not_rated_in(engine, class, input.rec.procedure)
+        .into_iter()
+        .map(|i| kb.variants[class.candidates[i].variant].id.as_str())
+        .collect();
+    if !unrated.is_empty() {
+        let _ = write!(
+            detail,
+            " Not rated in {} (also possible for this patient); every scenario that rates it agrees.",
+            unrated.join(", ")
+        );
+    }
     let _ = write!(detail, "\n\n**Scenario:** {}", variant.title);
     if let Some(h) = &plan.hazard {
         let _ = write!(detail, "\n\n**Safety:** {h}.");

@@ -252,7 +252,7 @@ fn update_order(
 }
 
 /// Codes for an order of `procedure` matching the draft's region: one entry per created order.
-fn codes_for<'e>(
+pub(super) fn codes_for<'e>(
     engine: &'e Engine,
     procedure: usize,
     draft_region: Region,
@@ -304,14 +304,14 @@ fn codes_for<'e>(
     ))
 }
 
-fn code_keys(codes: &[CodingSpec]) -> Vec<String> {
+pub(super) fn code_keys(codes: &[CodingSpec]) -> Vec<String> {
     codes
         .iter()
         .map(|c| format!("{}|{}", c.system, c.code))
         .collect()
 }
 
-fn new_order(
+pub(super) fn new_order(
     input: &CardInput,
     p: &Procedure,
     name: &str,

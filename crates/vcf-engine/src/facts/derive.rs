@@ -14,6 +14,8 @@ pub(super) struct Derivation<'d, 'a> {
     pub(super) reasons: &'d [Item<'a>],
     pub(super) order_ref: &'d str,
     pub(super) order_date: Date,
+    /// `DiagnosticReport/x` / `Observation/y` named by the order's supportingInfo.
+    pub(super) supporting: &'d [String],
 }
 
 pub(super) const VCF_ANY: Mask = Vs::Vcf.bit() | Vs::VcfTraumatic.bit();
@@ -37,7 +39,7 @@ impl<'d, 'a> Derivation<'d, 'a> {
             ),
             (src, id) => {
                 let ty = match src {
-                    Src::Condition => "Condition",
+                    Src::Condition | Src::RefutedCondition | Src::SuspectedCondition => "Condition",
                     Src::ReportConclusion | Src::ReportCode => "DiagnosticReport",
                     Src::Observation => "Observation",
                     Src::Procedure => "Procedure",
@@ -73,12 +75,14 @@ impl<'d, 'a> Derivation<'d, 'a> {
         f.unavailable = self.idx.unavailable.clone();
 
         let vcf_items = self.vcf_items();
-        let vcf = self.vcf(&vcf_items);
+        let vcf = self.vcf_with_reports(&vcf_items);
         let has_vcf = vcf.is_present();
         f.set(Fact::Vcf, vcf);
-        f.set(Fact::NewFracture, self.new_fracture(&vcf_items));
+        f.set(Fact::NewFracture, self.new_fracture_with_mri(&vcf_items));
         f.set(Fact::MultipleVcf, self.multiple_vcf(&vcf_items, has_vcf));
-        f.set(Fact::HighEnergyTrauma, self.high_energy_trauma(&vcf_items));
+        let (trauma, trauma_note) = self.high_energy_trauma(&vcf_items);
+        f.set(Fact::HighEnergyTrauma, trauma);
+        f.notes.extend(trauma_note);
 
         f.set(Fact::Symptomatic, self.symptomatic());
         let malignancy = self.malignancy_history();
@@ -87,19 +91,55 @@ impl<'d, 'a> Derivation<'d, 'a> {
         f.set(Fact::Osteoporotic, self.osteoporotic());
         f.set(Fact::Pathological, self.pathological(malignancy_known));
         f.set(
-            Fact::PriorVertebralAugmentation,
-            self.prior_vertebral_augmentation(),
+            Fact::NeoplasticCause,
+            self.or_reports(&["tumour"], self.neoplastic_cause(malignancy_known)),
         );
-        f.set(Fact::PriorSpineSurgery, self.prior_spine_surgery());
-        for (fact, vs) in [
-            (Fact::MarrowEdemaOrCleft, Vs::MarrowEdemaOrCleft),
-            (Fact::WorseningPain, Vs::WorseningPain),
-            (Fact::PulmonaryDysfunction, Vs::PulmonaryDysfunction),
-            (Fact::MechanicalPain, Vs::MechanicalPain),
+        f.set(
+            Fact::PriorVertebralAugmentation,
+            self.or_reports(&["prior-augmentation"], self.prior_vertebral_augmentation()),
+        );
+        f.set(
+            Fact::PriorSpineSurgery,
+            self.or_reports(&["spine-surgery"], self.prior_spine_surgery()),
+        );
+        // Findings without a code: read from the recent spine reports (edema only from MRI).
+        for (fact, vs, ids) in [
+            (
+                Fact::MarrowEdemaOrCleft,
+                Vs::MarrowEdemaOrCleft,
+                &["marrow-edema", "intravertebral-cleft"][..],
+            ),
+            (
+                Fact::WorseningPain,
+                Vs::WorseningPain,
+                &["worsening-pain"][..],
+            ),
+            (
+                Fact::PulmonaryDysfunction,
+                Vs::PulmonaryDysfunction,
+                &["pulmonary-dysfunction"][..],
+            ),
+            (
+                Fact::MechanicalPain,
+                Vs::MechanicalPain,
+                &["mechanical-pain"][..],
+            ),
         ] {
-            f.set(fact, self.uncoded_finding(vs));
+            f.set(fact, self.or_reports(ids, self.uncoded_finding(vs)));
         }
-        f.set(Fact::Deformity, self.deformity());
+        f.set(
+            Fact::Deformity,
+            self.or_reports(&["deformity", "retropulsion"], self.deformity()),
+        );
+        self.resolve_conflicts(&mut f);
+        let window = i64::from(self.engine.knowledge().policy.new_fracture_window_days);
+        f.spine_mri = self.spine_mri_within(window).map(|r| Evidence {
+            source: r.reference.clone(),
+            code: "spine MRI report".into(),
+            display: None,
+            detail: r.date.map(|d| format!("dated {}", d.latest_date())),
+            assumption: None,
+        });
 
         f.mri_unsafe_device = self.mri_unsafe_device();
         f.renal_contrast_risk = self.renal_contrast_risk();

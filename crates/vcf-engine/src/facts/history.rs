@@ -75,6 +75,31 @@ impl Derivation<'_, '_> {
         }
     }
 
+    /// Neoplastic cause (V9 "pathological", V8 "benign" = not neoplastic): M84.5- or a
+    /// malignancy known to involve bone; another malignancy alone leaves it unknown.
+    pub(super) fn neoplastic_cause(&self, malignancy_known: Option<bool>) -> FactValue {
+        let neo_mask = Vs::NeoplasticFracture.bit() | Vs::BoneMalignancy.bit();
+        match (
+            self.find(neo_mask, cond_or_reason_or_report),
+            malignancy_known,
+        ) {
+            (Some(i), _) => present(self.evidence(i, neo_mask)),
+            (None, Some(true)) => FactValue::Unknown(
+                "history of malignancy, but no neoplastic fracture code, bone-involving \
+                 malignancy or report finding of tumour"
+                    .into(),
+            ),
+            (None, Some(false)) => FactValue::Absent(
+                "no neoplastic fracture code, bone-involving malignancy or malignancy on record"
+                    .into(),
+            ),
+            (None, None) => FactValue::Unknown(
+                self.conditions_unknown()
+                    .unwrap_or_else(|| "conditions not available".into()),
+            ),
+        }
+    }
+
     /// Prior vertebral augmentation (procedure history or problem list).
     pub(super) fn prior_vertebral_augmentation(&self) -> FactValue {
         self.prior_procedure(
@@ -127,13 +152,9 @@ impl Derivation<'_, '_> {
         let vs = Vs::Deformity;
         match self.find(vs.bit(), active_cond) {
             Some(i) => present(self.evidence(i, vs.bit())),
-            None => {
-                if self.engine.is_coded(vs) && self.conditions_unknown().is_none() {
-                    FactValue::Absent("no spinal deformity coded on the problem list".into())
-                } else {
-                    FactValue::Unknown("not coded in the record".into())
-                }
-            }
+            // Deformity seen on imaging is often not coded (value set note): no code is
+            // unknown, not absent (issue 8; it is a must-evidence finding of V8).
+            None => FactValue::Unknown("not coded in the record".into()),
         }
     }
 }

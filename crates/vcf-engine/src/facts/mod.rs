@@ -20,6 +20,7 @@ mod derive;
 mod fracture;
 mod history;
 mod record;
+mod reports;
 mod safety;
 
 pub use record::RecordIndex;
@@ -161,9 +162,14 @@ pub struct PatientFacts {
     pub contrast_allergy: Option<Evidence>,
     /// Latest spine radiograph report, if any.
     pub spine_radiograph: Option<Evidence>,
+    /// Latest spine MRI report within `policy.new_fracture_window_days` of the order, if any.
+    pub spine_mri: Option<Evidence>,
     /// Data kinds that could not be retrieved ("procedure history could not be retrieved
     /// (timeout)"), stated as assumptions.
     pub unavailable: Vec<String>,
+    /// Other statements for the clinician: presumptions made (a wedge fracture in an older adult
+    /// presumed a fragility fracture) and conflicting records.
+    pub notes: Vec<String>,
     /// The order date used for ages and fracture recency.
     #[serde(skip)]
     pub order_date: Option<Date>,
@@ -198,6 +204,8 @@ impl PatientFacts {
             contrast_allergy: None,
             spine_radiograph: None,
             unavailable: Vec::new(),
+            notes: Vec::new(),
+            spine_mri: None,
             order_date: None,
         }
     }

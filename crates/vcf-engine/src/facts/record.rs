@@ -22,6 +22,11 @@ pub(super) enum Src {
     Observation,
     Procedure,
     Allergy,
+    /// A Condition with verificationStatus `refuted` (kept only to detect contradictions).
+    RefutedCondition,
+    /// A Condition with verificationStatus `unconfirmed`, `provisional` or `differential`:
+    /// suspected, not confirmed (makes its facts unknown, never present).
+    SuspectedCondition,
     /// A Device's MR-safety labelling.
     Device,
 }
@@ -83,6 +88,8 @@ pub struct RecordIndex<'a> {
     pub(super) unavailable: Vec<String>,
     pub(super) birth_date: Option<FhirDateTime>,
     pub(super) egfr: Option<(f64, Option<FhirDateTime>, Option<&'a str>, &'a Coding)>,
+    /// Spine reports and report observations read for findings.
+    pub(super) reports: Vec<super::reports::ReportRead<'a>>,
 }
 
 fn push_codings<'a>(
@@ -126,12 +133,12 @@ impl<'a> RecordIndex<'a> {
         };
         if let Availability::Available(conditions) = &record.conditions {
             for c in conditions {
-                if matches!(
-                    status_code(&c.verification_status),
-                    Some("entered-in-error" | "refuted")
-                ) {
-                    continue;
-                }
+                let src = match status_code(&c.verification_status) {
+                    Some("entered-in-error") => continue,
+                    Some("refuted") => Src::RefutedCondition,
+                    Some("unconfirmed" | "provisional" | "differential") => Src::SuspectedCondition,
+                    _ => Src::Condition,
+                };
                 let clinical = status_code(&c.clinical_status);
                 let active = matches!(clinical, None | Some("active" | "recurrence" | "relapse"));
                 let resolved = matches!(clinical, Some("inactive" | "remission" | "resolved"));
@@ -145,15 +152,7 @@ impl<'a> RecordIndex<'a> {
                         .or(b.text.as_deref())
                 });
                 if let Some(code) = &c.code {
-                    add(
-                        Src::Condition,
-                        c.id.as_deref(),
-                        active,
-                        resolved,
-                        date,
-                        site,
-                        &[code],
-                    );
+                    add(src, c.id.as_deref(), active, resolved, date, site, &[code]);
                 }
             }
         }
@@ -316,6 +315,7 @@ impl<'a> RecordIndex<'a> {
             patient_missing,
             birth_date,
             egfr,
+            reports: super::reports::read_reports(engine, record),
         }
     }
 
@@ -368,12 +368,21 @@ impl<'a> RecordIndex<'a> {
                 reasons.push(c);
             }
         }
+        // supportingInfo naming a report or observation of the record: the clinician offers it
+        // as evidence for the order, so it is read whatever its date or title.
+        let supporting: Vec<String> = order
+            .iter()
+            .flat_map(|sr| sr.supporting_info.iter())
+            .filter_map(|r| r.reference.clone())
+            .filter(|r| r.starts_with("DiagnosticReport/") || r.starts_with("Observation/"))
+            .collect();
         Derivation {
             engine,
             idx: self,
             reasons: &reasons,
             order_ref,
             order_date,
+            supporting: &supporting,
         }
         .run()
     }

@@ -254,6 +254,9 @@ pub struct ServiceRequest {
     pub reason_code: Vec<CodeableConcept>,
     #[serde(default)]
     pub reason_reference: Vec<Reference>,
+    /// Clinician-supplied evidence for the order (reports, observations of the record).
+    #[serde(default)]
+    pub supporting_info: Vec<Reference>,
     #[serde(default)]
     pub body_site: Vec<CodeableConcept>,
 }
@@ -371,6 +374,8 @@ pub struct Procedure {
     pub performed_date_time: Option<String>,
     #[serde(default)]
     pub performed_period: Option<Period>,
+    #[serde(default)]
+    pub body_site: Vec<CodeableConcept>,
 }
 
 impl FhirResource for Procedure {
@@ -405,6 +410,13 @@ pub struct Observation {
     pub value_quantity: Option<Quantity>,
     #[serde(default)]
     pub value_codeable_concept: Option<CodeableConcept>,
+    #[serde(default)]
+    pub value_string: Option<String>,
+    #[serde(default)]
+    pub body_site: Option<CodeableConcept>,
+    /// The report (or study) this observation was derived from.
+    #[serde(default)]
+    pub derived_from: Vec<Reference>,
     #[serde(default)]
     pub effective_date_time: Option<String>,
     #[serde(default)]
@@ -446,6 +458,52 @@ pub struct DiagnosticReport {
     pub conclusion: Option<String>,
     #[serde(default)]
     pub conclusion_code: Vec<CodeableConcept>,
+    /// Observations of the report.
+    #[serde(default)]
+    pub result: Vec<Reference>,
+    /// The report itself (text/plain attachments are read).
+    #[serde(default)]
+    pub presented_form: Vec<Attachment>,
+}
+
+/// R4 Attachment (only what the engine reads).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// base64Binary.
+    #[serde(default)]
+    pub data: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+impl Attachment {
+    /// Whether the attachment is plain text (`text/plain`, any parameters).
+    pub fn is_plain_text(&self) -> bool {
+        self.content_type.as_deref().is_some_and(|c| {
+            c.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/plain"))
+        })
+    }
+
+    /// The decoded text of a text/plain attachment with inline data (invalid UTF-8 replaced).
+    pub fn plain_text(&self) -> Option<Result<String, String>> {
+        use base64::Engine as _;
+        if !self.is_plain_text() {
+            return None;
+        }
+        let data = self.data.as_deref()?;
+        let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(cleaned.as_bytes())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map_err(|e| format!("not valid base64: {e}")),
+        )
+    }
 }
 
 impl FhirResource for DiagnosticReport {
@@ -458,6 +516,14 @@ impl FhirResource for DiagnosticReport {
         if let Some(s) = &self.issued {
             FhirDateTime::parse_instant(s)
                 .map_err(|e| InputError::new(join_path(path, "issued"), e.to_string()))?;
+        }
+        for (i, a) in self.presented_form.iter().enumerate() {
+            if let Some(Err(e)) = a.plain_text() {
+                return Err(InputError::new(
+                    join_path(path, &format!("presentedForm[{i}].data")),
+                    e,
+                ));
+            }
         }
         Ok(())
     }

@@ -38,11 +38,125 @@ pub struct Knowledge {
     /// Other ACR topics to name when an order or patient falls outside this guideline.
     #[serde(default)]
     pub related_topics: Vec<RelatedTopic>,
+    /// For every fact a variant uses: may a candidate rest on it when the record does not show
+    /// it, or must it be evidenced (and why).
+    #[serde(default)]
+    pub evidence_policy: Vec<EvidencePolicy>,
+    /// Cue words for reading radiology report text (negation, uncertainty, history).
+    #[serde(default)]
+    pub report_language: ReportLanguage,
+    /// Findings read from radiology report text, each with its phrases.
+    #[serde(default)]
+    pub report_findings: Vec<ReportFindingDef>,
     /// Order-code ranges of advanced diagnostic imaging (CT, MR, nuclear medicine, PET): an
     /// order in one of them that this guideline does not cover is rated `no-criteria-apply`.
     #[serde(default)]
     pub advanced_imaging: Vec<CodeRange>,
 }
+
+/// Whether a candidate variant may rest on an unknown fact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvidenceRule {
+    /// The candidate stays; the card states the assumption.
+    MayAssume,
+    /// The guideline makes the finding decisive: "no variant fits" becomes a candidate when
+    /// every candidate rests on such an unshown finding.
+    MustEvidence,
+}
+
+/// Evidence policy of one fact (`[[evidence_policy]]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidencePolicy {
+    pub fact: Fact,
+    /// For a variant that needs the fact true.
+    pub present: EvidenceRule,
+    /// For a variant that needs the fact false.
+    pub absent: EvidenceRule,
+    pub why: String,
+    pub source: String,
+}
+
+/// Cue words of report reading (`[report_language]`), NegEx / ConText style.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportLanguage {
+    #[serde(default)]
+    pub source: String,
+    /// A cue applies to a finding at most this many words away.
+    #[serde(default)]
+    pub scope_words: u32,
+    #[serde(default)]
+    pub negation_before: Vec<String>,
+    #[serde(default)]
+    pub negation_after: Vec<String>,
+    #[serde(default)]
+    pub uncertainty_before: Vec<String>,
+    #[serde(default)]
+    pub uncertainty_after: Vec<String>,
+    #[serde(default)]
+    pub history_before: Vec<String>,
+    /// Phrases that look like cues but are not ("no change"): cues inside them are ignored.
+    #[serde(default)]
+    pub pseudo: Vec<String>,
+    /// Words that end a cue's scope ("but", "however").
+    #[serde(default)]
+    pub terminators: Vec<String>,
+    /// A report is a spine report when its code text / display names one of these.
+    #[serde(default)]
+    pub spine_phrases: Vec<String>,
+    /// Modality of a report from its code text / display, when its code is not a known
+    /// procedure code.
+    #[serde(default)]
+    pub modality_phrases: Vec<ModalityPhrases>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModalityPhrases {
+    pub modality: String,
+    pub phrases: Vec<String>,
+}
+
+/// A finding read from report text (`[[report_findings]]`). The engine knows the ids
+/// ([`REQUIRED_REPORT_FINDINGS`]); the phrases are data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportFindingDef {
+    pub id: String,
+    pub description: String,
+    /// Lower-case phrases, whole words; a trailing `*` matches any word ending.
+    pub phrases: Vec<String>,
+    /// A match lying inside one of these phrases is not a match ("year-old" for "old").
+    #[serde(default)]
+    pub except: Vec<String>,
+    /// Modalities the finding counts from (empty: any), e.g. `["MR"]` for marrow edema.
+    #[serde(default)]
+    pub modalities: Vec<String>,
+    /// A historical mention ("status post kyphoplasty") still shows the finding.
+    #[serde(default)]
+    pub history_counts: bool,
+    pub source: String,
+    pub confidence: Confidence,
+}
+
+/// Report findings the engine uses; the loader fails if one is missing.
+pub const REQUIRED_REPORT_FINDINGS: &[&str] = &[
+    "fracture",
+    "marrow-edema",
+    "intravertebral-cleft",
+    "acute",
+    "chronic",
+    "retropulsion",
+    "deformity",
+    "tumour",
+    "prior-augmentation",
+    "spine-surgery",
+    "worsening-pain",
+    "mechanical-pain",
+    "pulmonary-dysfunction",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +213,14 @@ pub struct Policy {
     /// eGFR (mL/min/1.73m2) below which contrast studies are not suggested.
     pub egfr_contrast_threshold: f64,
     pub egfr_rationale: String,
+    /// A fracture dated more than this many days before the order is not new; between
+    /// `new_fracture_window_days` and this, "new" is unknown.
+    pub old_fracture_window_days: u32,
+    pub old_fracture_window_rationale: String,
+    /// From this age a traumatic wedge compression code without a high-energy external cause
+    /// is a presumed fragility fracture (in scope).
+    pub older_adult_age_years: u32,
+    pub older_adult_age_rationale: String,
     /// Shown when a gadolinium study is ordered or suggested below the eGFR threshold: the study
     /// is not withheld, a group II agent is named instead (ACR-NKF 2021).
     #[serde(default)]
@@ -376,6 +498,8 @@ pub enum Fact {
     Osteoporotic,
     /// The fracture is pathological (neoplastic or other disease).
     Pathological,
+    /// The fracture's cause is neoplastic (V9 "pathological"; V8 "benign" = not neoplastic).
+    NeoplasticCause,
     /// More than one VCF.
     MultipleVcf,
     /// Prior vertebral augmentation (vertebroplasty / kyphoplasty).
@@ -398,13 +522,14 @@ pub enum Fact {
 
 impl Fact {
     /// Every fact, in declaration order (`Fact::ALL[f.index()] == f`).
-    pub const ALL: [Fact; 15] = [
+    pub const ALL: [Fact; 16] = [
         Fact::Vcf,
         Fact::NewFracture,
         Fact::Symptomatic,
         Fact::MalignancyHistory,
         Fact::Osteoporotic,
         Fact::Pathological,
+        Fact::NeoplasticCause,
         Fact::MultipleVcf,
         Fact::PriorVertebralAugmentation,
         Fact::PriorSpineSurgery,
@@ -431,6 +556,7 @@ impl Fact {
             Fact::MalignancyHistory => "malignancy_history",
             Fact::Osteoporotic => "osteoporotic",
             Fact::Pathological => "pathological",
+            Fact::NeoplasticCause => "neoplastic_cause",
             Fact::MultipleVcf => "multiple_vcf",
             Fact::PriorVertebralAugmentation => "prior_vertebral_augmentation",
             Fact::PriorSpineSurgery => "prior_spine_surgery",
@@ -458,7 +584,9 @@ impl Fact {
             (Fact::Osteoporotic, true) => "the fracture is osteoporotic",
             (Fact::Osteoporotic, false) => "the fracture is not osteoporotic",
             (Fact::Pathological, true) => "the fracture is pathological",
-            (Fact::Pathological, false) => "the fracture is benign (not pathological)",
+            (Fact::Pathological, false) => "the fracture is not pathological",
+            (Fact::NeoplasticCause, true) => "a neoplastic cause of the fracture",
+            (Fact::NeoplasticCause, false) => "the fracture is benign (no neoplastic cause)",
             (Fact::MultipleVcf, true) => "multiple vertebral compression fractures",
             (Fact::MultipleVcf, false) => "a single vertebral compression fracture",
             (Fact::PriorVertebralAugmentation, true) => "prior vertebral augmentation",
@@ -491,6 +619,7 @@ impl Fact {
             Fact::MalignancyHistory => "history of malignancy",
             Fact::Osteoporotic => "whether the fracture is osteoporotic",
             Fact::Pathological => "whether the fracture is pathological",
+            Fact::NeoplasticCause => "whether the fracture's cause is neoplastic",
             Fact::MultipleVcf => "multiple fractures",
             Fact::PriorVertebralAugmentation => "prior vertebral augmentation",
             Fact::PriorSpineSurgery => "prior spine surgery",
@@ -552,6 +681,10 @@ pub struct ValueSet {
     pub confidence: Confidence,
     #[serde(default)]
     pub note: Option<String>,
+    /// Codes that the `codes` would match but that are not in the set (each with its source),
+    /// e.g. non-melanoma skin cancer in "history of malignancy".
+    #[serde(default)]
+    pub excludes: Vec<CodeMatcher>,
 }
 
 /// Matches codings. ICD-10-CM codes are compared without dots and case-insensitively.
@@ -571,6 +704,10 @@ pub struct CodeMatcher {
     pub range: Option<[String; 2]>,
     #[serde(default)]
     pub display: Option<String>,
+    /// Where the code comes from (required on exclusions; optional on codes, whose value set
+    /// names the source).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// Value sets the engine needs; the loader fails if one is missing (it may be empty where no
@@ -594,6 +731,9 @@ pub const REQUIRED_VALUE_SETS: &[&str] = &[
     "contrast-allergy",
     "egfr",
     "spine-radiograph",
+    "neoplastic-fracture",
+    "bone-malignancy",
+    "high-energy-mechanism",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -330,8 +330,144 @@ pub fn validate(kb: &Knowledge) -> Vec<String> {
     value_sets(&mut cx);
     override_reasons(&mut cx);
     related_topics(&mut cx);
+    evidence_policy(&mut cx);
+    report_language(&mut cx);
+    report_findings(&mut cx);
     advanced_imaging(&mut cx);
     cx.problems
+}
+
+/// Every fact a variant uses has exactly one evidence-policy entry with a reason and a source.
+fn evidence_policy(cx: &mut Ctx) {
+    let kb = cx.kb;
+    let mut seen = BTreeSet::new();
+    for (i, e) in kb.evidence_policy.iter().enumerate() {
+        let at = format!("evidence_policy[{i}] ({})", e.fact.key());
+        if !seen.insert(e.fact) {
+            cx.push(format!("{at}: fact listed twice"));
+        }
+        if e.why.trim().is_empty() {
+            cx.push(format!("{at}: empty why"));
+        }
+        if e.source.trim().is_empty() {
+            cx.push(format!("{at}: empty source"));
+        }
+    }
+    let mut used = BTreeSet::new();
+    for v in &kb.variants {
+        used.extend(v.requires.keys().copied());
+        used.extend(v.requires_any.iter().flatten().copied());
+    }
+    for f in used {
+        if !seen.contains(&f) {
+            cx.push(format!(
+                "evidence_policy: fact {:?} is used by a variant but has no entry (may-assume or must-evidence, with why)",
+                f.key()
+            ));
+        }
+    }
+}
+
+fn phrase_list(cx: &mut Ctx, at: &str, list: &[String], required: bool) {
+    if required && list.is_empty() {
+        cx.push(format!("{at}: empty list"));
+    }
+    let mut seen = HashSet::new();
+    for p in list {
+        let t = p.trim();
+        if t.is_empty() {
+            cx.push(format!("{at}: empty phrase"));
+        } else if t != p || p.to_lowercase() != *p {
+            cx.push(format!(
+                "{at}: phrase {p:?} must be lower case without surrounding spaces"
+            ));
+        } else if p.trim_end_matches('*').contains('*') {
+            cx.push(format!(
+                "{at}: phrase {p:?}: '*' is only allowed at the end"
+            ));
+        }
+        if !seen.insert(p.as_str()) {
+            cx.push(format!("{at}: phrase {p:?} listed twice"));
+        }
+    }
+}
+
+fn report_language(cx: &mut Ctx) {
+    let l = &cx.kb.report_language;
+    if l.source.trim().is_empty() {
+        cx.push("report_language: empty source".to_string());
+    }
+    if l.scope_words == 0 || l.scope_words > 20 {
+        cx.push(format!(
+            "report_language.scope_words {} must be between 1 and 20",
+            l.scope_words
+        ));
+    }
+    for (name, list) in [
+        ("negation_before", &l.negation_before),
+        ("negation_after", &l.negation_after),
+        ("uncertainty_before", &l.uncertainty_before),
+        ("uncertainty_after", &l.uncertainty_after),
+        ("history_before", &l.history_before),
+        ("pseudo", &l.pseudo),
+        ("terminators", &l.terminators),
+        ("spine_phrases", &l.spine_phrases),
+    ] {
+        phrase_list(cx, &format!("report_language.{name}"), list, true);
+    }
+    for m in &l.modality_phrases {
+        if !MODALITIES.contains(&m.modality.as_str()) {
+            cx.push(format!(
+                "report_language.modality_phrases: unknown modality {:?} (one of {MODALITIES:?})",
+                m.modality
+            ));
+        }
+        phrase_list(
+            cx,
+            &format!("report_language.modality_phrases.{}", m.modality),
+            &m.phrases,
+            true,
+        );
+    }
+}
+
+/// Modalities a report can have (DICOM modality abbreviations, plus XR for radiography).
+pub const MODALITIES: &[&str] = &["MR", "CT", "XR", "NM", "PT"];
+
+fn report_findings(cx: &mut Ctx) {
+    let kb = cx.kb;
+    let mut ids = HashSet::new();
+    for f in &kb.report_findings {
+        let at = format!("report finding {}", f.id);
+        if !ids.insert(f.id.as_str()) {
+            cx.push(format!("{at}: duplicate id"));
+        }
+        if !REQUIRED_REPORT_FINDINGS.contains(&f.id.as_str()) {
+            cx.push(format!(
+                "{at}: unknown id (the engine reads {REQUIRED_REPORT_FINDINGS:?})"
+            ));
+        }
+        if f.description.trim().is_empty() {
+            cx.push(format!("{at}: empty description"));
+        }
+        if f.source.trim().is_empty() {
+            cx.push(format!("{at}: empty source"));
+        }
+        phrase_list(cx, &format!("{at}: phrases"), &f.phrases, true);
+        phrase_list(cx, &format!("{at}: except"), &f.except, false);
+        for m in &f.modalities {
+            if !MODALITIES.contains(&m.as_str()) {
+                cx.push(format!(
+                    "{at}: unknown modality {m:?} (one of {MODALITIES:?})"
+                ));
+            }
+        }
+    }
+    for id in REQUIRED_REPORT_FINDINGS {
+        if !ids.contains(id) {
+            cx.push(format!("required report finding {id:?} is missing"));
+        }
+    }
 }
 
 fn header(cx: &mut Ctx) {
@@ -442,6 +578,24 @@ fn policy(cx: &mut Ctx) {
     }
     if p.egfr_rationale.trim().is_empty() {
         problems.push("policy.egfr_rationale is empty".to_string());
+    }
+    if p.old_fracture_window_days <= p.new_fracture_window_days {
+        problems.push(format!(
+            "policy.old_fracture_window_days ({}) must be greater than new_fracture_window_days ({})",
+            p.old_fracture_window_days, p.new_fracture_window_days
+        ));
+    }
+    if p.old_fracture_window_rationale.trim().is_empty() {
+        problems.push("policy.old_fracture_window_rationale is empty".to_string());
+    }
+    if p.older_adult_age_years == 0 || p.older_adult_age_years > 120 {
+        problems.push(format!(
+            "policy.older_adult_age_years {} must be between 1 and 120",
+            p.older_adult_age_years
+        ));
+    }
+    if p.older_adult_age_rationale.trim().is_empty() {
+        problems.push("policy.older_adult_age_rationale is empty".to_string());
     }
     cx.problems.extend(problems);
 }
@@ -718,6 +872,13 @@ fn value_sets(cx: &mut Ctx) {
                 cx.push(format!("{at}: codes[{i}] listed twice"));
             }
         }
+        for (i, m) in vs.excludes.iter().enumerate() {
+            let at = format!("{at}: excludes[{i}]");
+            matcher(cx, &at, m);
+            if m.source.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                cx.push(format!("{at}: an exclusion needs its source"));
+            }
+        }
     }
     for id in REQUIRED_VALUE_SETS {
         if !ids.contains(id) {
@@ -858,6 +1019,14 @@ pub struct KnowledgeSummary {
     /// Entries that carry a confidence tag (guideline, order codes, referral matchers, value
     /// sets), by tag A, B, C.
     pub sources_by_confidence: [usize; 3],
+    /// Evidence-policy entries, and how many say must-evidence for a present fact.
+    pub evidence_policies: usize,
+    pub must_evidence: Vec<String>,
+    /// Report findings and their phrases.
+    pub report_findings: usize,
+    pub report_phrases: usize,
+    /// Value-set exclusions.
+    pub value_set_exclusions: usize,
     pub override_reasons: usize,
     pub related_topics: usize,
 }
@@ -946,6 +1115,16 @@ pub fn summary(kb: &Knowledge) -> KnowledgeSummary {
             .map(|v| v.id.clone())
             .collect(),
         sources_by_confidence: by_conf,
+        evidence_policies: kb.evidence_policy.len(),
+        must_evidence: kb
+            .evidence_policy
+            .iter()
+            .filter(|e| e.present == EvidenceRule::MustEvidence)
+            .map(|e| e.fact.key().to_owned())
+            .collect(),
+        report_findings: kb.report_findings.len(),
+        report_phrases: kb.report_findings.iter().map(|r| r.phrases.len()).sum(),
+        value_set_exclusions: kb.value_sets.iter().map(|v| v.excludes.len()).sum(),
         override_reasons: kb.override_reasons.len(),
         related_topics: kb.related_topics.len(),
     }
@@ -999,6 +1178,18 @@ impl std::fmt::Display for KnowledgeSummary {
             self.value_set_codes,
             self.empty_value_sets.len(),
             empty
+        )?;
+        writeln!(f, "value-set exclusions: {}", self.value_set_exclusions)?;
+        writeln!(
+            f,
+            "evidence policy: {} facts; must be evidenced when present: {}",
+            self.evidence_policies,
+            self.must_evidence.join(", ")
+        )?;
+        writeln!(
+            f,
+            "report findings: {} with {} phrases",
+            self.report_findings, self.report_phrases
         )?;
         let [a, b, c] = self.sources_by_confidence;
         writeln!(f, "sourced entries by confidence: A {a}, B {b}, C {c}")?;
