@@ -1,4 +1,4 @@
-//! Command line: `serve`, `evaluate`, `knowledge check`.
+//! Command line: `serve`, `evaluate`, `knowledge check`, `audit`, `batch-audit`, `synth`.
 
 use crate::configuration::Settings;
 use clap::{Args, Parser, Subcommand};
@@ -20,6 +20,8 @@ Examples:
   vcf-cds config check                            # validate the configuration, then exit
   vcf-cds health                                  # exit 0 when /healthz answers 200 (Docker)
   vcf-cds fixtures load --fhir-server http://hapi:8080/fhir fixtures/patients
+  vcf-cds synth --patients 1000 --out export/     # synthetic FHIR Bulk Data export
+  vcf-cds batch-audit export/ --out audit-report/ # orders.csv, summary.json, report.html
 
 Every configuration key can be set in the TOML file or as VCF_CDS_<KEY>; see docs/configuration.md.
 
@@ -104,6 +106,54 @@ pub enum Command {
         config: ConfigArgs,
         #[command(subcommand)]
         command: crate::audit::cli::AuditCommand,
+    },
+    /// Retrospective audit: rate every ServiceRequest of a FHIR export (Bulk Data NDJSON or
+    /// Bundles, gzip too) as of its authoredOn date. Exit status: 0 done, 1 done but some input
+    /// items were skipped (see skipped.csv), 2 error (nothing or only part written).
+    BatchAudit {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// NDJSON (.ndjson, .jsonl) or JSON (.json, a Bundle) files, optionally .gz, or
+        /// directories holding them.
+        #[arg(value_name = "INPUT", required = true)]
+        inputs: Vec<PathBuf>,
+        /// Directory for orders.csv, orders.ndjson, summary.json, report.html, skipped.csv.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Also write the results to the audit store (`audit_db`), tagged source = batch.
+        #[arg(long)]
+        store: bool,
+        /// Replace patient ids in the outputs by their pseudonym (needs audit_pseudonym_key).
+        #[arg(long)]
+        pseudonymize: bool,
+        /// Worker threads (default: all cores).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// No progress bar even on a terminal.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Write a synthetic FHIR Bulk Data export (NDJSON per resource type) for tests and
+    /// benchmarks, with expected-sample.csv: the expected rating of a sample of its orders.
+    Synth {
+        /// Number of patients.
+        #[arg(long, value_name = "N")]
+        patients: u64,
+        /// Output directory (created).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Random seed: the same seed gives the same files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Orders per patient on average.
+        #[arg(long, default_value_t = 4)]
+        orders_per_patient: u32,
+        /// Write one transaction Bundle per patient (bundles/*.json) instead of NDJSON.
+        #[arg(long)]
+        bundles: bool,
+        /// gzip the NDJSON files.
+        #[arg(long)]
+        gzip: bool,
     },
 }
 
@@ -269,6 +319,56 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             println!(
                 "loaded {} resources from {} files into {fhir_server}",
                 report.resources, report.files
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BatchAudit {
+            config,
+            inputs,
+            out,
+            store,
+            pseudonymize,
+            threads,
+            quiet,
+        } => {
+            let settings = Settings::load(config.config.as_deref()).exit_with(exit::STARTUP)?;
+            crate::telemetry::init(settings.log_format, "warn", std::io::stderr);
+            crate::batch::cli::run(
+                settings,
+                crate::batch::cli::Args {
+                    inputs,
+                    out,
+                    store,
+                    pseudonymize,
+                    threads,
+                    quiet,
+                },
+            )
+            .map_err(|(code, error)| Failure { code, error })
+        }
+        Command::Synth {
+            patients,
+            out,
+            seed,
+            orders_per_patient,
+            bundles,
+            gzip,
+        } => {
+            let stats = crate::synth::generate(&crate::synth::SynthOptions {
+                patients,
+                out: out.clone(),
+                seed,
+                orders_per_patient,
+                bundles,
+                gzip,
+            })
+            .exit_with(exit::USAGE)?;
+            eprintln!(
+                "vcf-cds: wrote {} patients, {} orders, {} other resources to {}",
+                stats.patients,
+                stats.orders,
+                stats.resources,
+                out.display()
             );
             Ok(ExitCode::SUCCESS)
         }

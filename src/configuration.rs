@@ -162,6 +162,13 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Replacement knowledge file (default: the compiled-in ACR VCF 2022 knowledge).
     pub knowledge_file: Option<PathBuf>,
+    /// Local policy, not ACR (which gives no window): a fracture dated within this many days of
+    /// the order is new. Unset: the knowledge file's `policy.new_fracture_window_days` (42).
+    pub new_fracture_window_days: Option<u32>,
+    /// Local policy, not ACR: a fracture dated more than this many days before the order is not
+    /// new; between the two windows "new" is unknown. Unset: the knowledge file's
+    /// `policy.old_fracture_window_days` (365).
+    pub old_fracture_window_days: Option<u32>,
     /// `/readyz` answers 503 (instead of 200 "degraded") while the audit store is unreachable.
     /// Off by default: the spool keeps advice flowing and the records durable meanwhile.
     pub ready_requires_audit_store: bool,
@@ -219,6 +226,8 @@ impl Default for Settings {
             audit_retry_interval_ms: 1000,
             admin_token: None,
             knowledge_file: None,
+            new_fracture_window_days: None,
+            old_fracture_window_days: None,
             ready_requires_audit_store: false,
             shutdown_grace_ms: 10_000,
             metrics_listen: None,
@@ -321,6 +330,11 @@ impl Settings {
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+        }
+        if self.new_fracture_window_days == Some(0) || self.old_fracture_window_days == Some(0) {
+            return Err(ConfigError(
+                "new_fracture_window_days and old_fracture_window_days must be positive".into(),
+            ));
         }
         if self.max_draft_orders == 0 {
             return Err(ConfigError("max_draft_orders must be at least 1".into()));

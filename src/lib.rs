@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod cds;
 pub mod cli;
 pub mod configuration;
@@ -22,5 +23,6 @@ pub mod request_id;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod synth;
 pub mod telemetry;
 pub mod trust;

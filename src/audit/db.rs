@@ -160,8 +160,13 @@ fn migrator() -> Migrator {
         ),
         m(
             5,
+            "source and run id",
+            include_str!("migrations/0005_source_and_run.sql"),
+        ),
+        m(
+            6,
             "fewer indexes",
-            include_str!("migrations/0005_fewer_indexes.sql"),
+            include_str!("migrations/0006_fewer_indexes.sql"),
         ),
     ])
 }
@@ -345,6 +350,8 @@ const CALL_COLUMNS: &[&str] = &[
     "pseudonymized",
     "delivery",
     "stored_at_ms",
+    "source",
+    "run_id",
 ];
 
 const ORDER_COLUMNS: &[&str] = &[
@@ -377,6 +384,8 @@ const ORDER_COLUMNS: &[&str] = &[
     "suggestion_uuids",
     "suggestions",
     "safety_notes",
+    "source",
+    "run_id",
 ];
 
 const FEEDBACK_COLUMNS: &[&str] = &[
@@ -427,6 +436,8 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
                     Bind::int(i64::from(c.pseudonymized)),
                     t(delivery),
                     Bind::int(stored_at_ms),
+                    t(&c.source),
+                    ot(&c.run_id),
                 ]);
                 for o in &c.orders {
                     orders.push(vec![
@@ -459,6 +470,8 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
                         t(&json_list(&o.suggestion_uuids)),
                         t(&serde_json::to_string(&o.suggestions).unwrap_or_else(|_| "[]".into())),
                         t(&json_list(&o.safety_notes)),
+                        t(&c.source),
+                        ot(&c.run_id),
                     ]);
                 }
             }

@@ -47,7 +47,21 @@ pub struct StoredCall {
     /// True when user, patient and encounter ids are HMAC pseudonyms.
     pub pseudonymized: bool,
     pub orders: Vec<StoredOrder>,
+    /// `live` (a hook call) or `batch` (`vcf-cds batch-audit --store`).
+    #[serde(default = "live")]
+    pub source: String,
+    /// The batch run that stored the record.
+    #[serde(default)]
+    pub run_id: Option<String>,
 }
+
+/// Records spooled before the `source` column existed are live ones.
+fn live() -> String {
+    SOURCE_LIVE.to_owned()
+}
+
+pub const SOURCE_LIVE: &str = "live";
+pub const SOURCE_BATCH: &str = "batch";
 
 /// One evaluated draft order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +184,8 @@ impl StoredCall {
             latency_ms: r.latency_ms,
             pseudonymized: p.enabled(),
             orders,
+            source: live(),
+            run_id: None,
         }
     }
 }

@@ -82,6 +82,8 @@ macro_rules! embed {
 
 /// `hooks/*.json`: complete requests (patient record in the prefetch, orders in the context).
 const HOOKS: &[(&str, &str)] = embed!("hooks":
+        "kyphoplasty-with-mri-edema",
+        "kyphoplasty-without-mri",
         "v1-new-symptomatic-no-malignancy",
         "v2-new-symptomatic-malignancy",
         "v3-new-pain-multiple-vcf",
@@ -96,6 +98,8 @@ const HOOKS: &[(&str, &str)] = embed!("hooks":
 /// `fixtures/patients/*.json`: patient records as collection Bundles.
 const PATIENTS: &[(&str, &str)] = embed!("fixtures/patients":
         "ambiguous-prostate-no-pain",
+        "kyphoplasty-with-mri-edema",
+        "kyphoplasty-without-mri",
         "no-vcf-back-pain",
         "old-single-vcf",
         "trauma-l1-wedge",
@@ -110,6 +114,10 @@ const PATIENTS: &[(&str, &str)] = embed!("fixtures/patients":
         "v4-lung-history-pacemaker",
         "v4-myeloma-asymptomatic",
         "v5-asymptomatic-osteoporotic",
+        "v6-ct-edema",
+        "v6-mri-edema",
+        "v6-mri-no-edema",
+        "v6-mri-possible-edema",
         "v6-symptomatic-osteoporotic",
         "v7-prior-fusion",
         "v7-prior-vertebroplasty",
@@ -117,6 +125,7 @@ const PATIENTS: &[(&str, &str)] = embed!("fixtures/patients":
         "v8-loss-of-height",
         "v9-lung-metastases",
         "v9-myeloma",
+        "v9-myeloma-no-report",
 );
 
 /// `fixtures/orders/*.json`: draft orders as collection Bundles.

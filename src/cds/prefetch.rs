@@ -178,7 +178,9 @@ pub async fn gather(
     Ok(record)
 }
 
-fn add_resources(record: &mut PatientRecord, resources: Vec<AnyResource>) {
+/// Adds resources to the record by kind. Shared with `vcf-cds batch-audit`, so that an export
+/// is read exactly as a prefetch is.
+pub fn add_resources(record: &mut PatientRecord, resources: impl IntoIterator<Item = AnyResource>) {
     fn push<T>(slot: &mut Availability<Vec<T>>, item: T) {
         if let Availability::Available(v) = slot {
             v.push(item);

@@ -17,7 +17,8 @@
 //! whole day), `service`, `hook`, `variant` (`none` = no variant), `procedure` (`none`),
 //! `rating` (1-9), `category`, `pama`, `user` (pseudonym or raw id), `outcome`, `feedback`
 //! (accepted|overridden|any|none), `hook_instance`, `call`, `card`, `delivery`
-//! (committed|spooled). Unknown parameters are rejected (400 naming the parameter).
+//! (committed|spooled), `source` (live|batch). Unknown parameters are rejected (400 naming the
+//! parameter).
 //!
 //! A failed query is never shown as figures: 503 OperationOutcome when the store cannot be
 //! reached, 500 OperationOutcome when it failed the query.

@@ -3,6 +3,7 @@
 
 mod audit_api;
 mod audit_helpers;
+mod batch_audit;
 mod bounded_work;
 mod cors;
 mod dashboard;

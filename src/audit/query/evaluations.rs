@@ -28,6 +28,10 @@ pub struct EvaluationItem {
     pub guideline_id: String,
     pub latency_ms: f64,
     pub delivery: String,
+    /// `live` or `batch`.
+    pub source: String,
+    /// The batch run that stored the record.
+    pub run_id: Option<String>,
     pub order_ref: String,
     pub order_codes: Vec<String>,
     pub selected: bool,
@@ -56,7 +60,7 @@ pub struct EvaluationItem {
 
 pub(super) const EVAL_COLUMNS: &str = "o.call_id, o.order_index, o.received_at_ms, o.service_id, o.hook, \
     o.hook_instance, o.user_id, c.patient_id, c.encounter_id, c.knowledge_version, \
-    c.guideline_id, c.latency_ms, c.delivery, o.order_ref, o.order_codes, o.selected, o.outcome, \
+    c.guideline_id, c.latency_ms, c.delivery, c.source, c.run_id, o.order_ref, o.order_codes, o.selected, o.outcome, \
     o.procedure_id, o.procedure_name, o.region, o.contrast, o.matched_code, o.candidate_variants, \
     o.chosen_variant, o.rating, o.category, o.evidence, o.pama_rating, o.consult_id, \
     o.assumptions, o.deciding_facts, o.card_uuid, o.suggestion_uuids, o.suggestions, \
@@ -79,6 +83,8 @@ pub(super) fn eval_from_row(r: &AnyRow) -> Result<EvaluationItem, QueryError> {
         guideline_id: r.try_get("guideline_id")?,
         latency_ms: r.try_get("latency_ms")?,
         delivery: r.try_get("delivery")?,
+        source: r.try_get("source")?,
+        run_id: r.try_get("run_id")?,
         order_ref: r.try_get("order_ref")?,
         order_codes: json_list(r.try_get("order_codes")?),
         selected: r.try_get::<i64, _>("selected")? != 0,

@@ -89,6 +89,8 @@ pub const CSV_HEADER: &[&str] = &[
     "knowledge_version",
     "latency_ms",
     "delivery",
+    "source",
+    "run_id",
 ];
 
 /// Neutralizes spreadsheet formulas: a cell starting with `=`, `+`, `-`, `@`, tab or CR gets a
@@ -180,5 +182,7 @@ pub fn csv_record(e: &EvaluationItem) -> Vec<String> {
         cell(&e.knowledge_version),
         format!("{:.3}", e.latency_ms),
         e.delivery.clone(),
+        e.source.clone(),
+        cell(e.run_id.as_deref().unwrap_or("")),
     ]
 }

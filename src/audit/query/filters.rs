@@ -84,6 +84,8 @@ pub struct Filters {
     pub card: Option<String>,
     /// `committed` or `spooled`.
     pub delivery: Option<String>,
+    /// `live` (hook calls) or `batch` (`vcf-cds batch-audit --store`).
+    pub source: Option<String>,
 }
 
 /// Pagination.
@@ -173,6 +175,7 @@ impl Filters {
                 "call" => f.call = s(),
                 "card" => f.card = s(),
                 "delivery" => f.delivery = Some(one_of(k, v, &["committed", "spooled"])?),
+                "source" => f.source = Some(one_of(k, v, &["live", "batch"])?),
                 other if extra.contains(&other) => {}
                 other => return Err((other.to_owned(), "unknown query parameter".into())),
             }
@@ -231,6 +234,7 @@ impl Filters {
         );
         text_eq(&mut conds, binds, "o.call_id", &self.call, false);
         text_eq(&mut conds, binds, "o.card_uuid", &self.card, false);
+        text_eq(&mut conds, binds, "o.source", &self.source, false);
         if let Some(r) = self.rating {
             binds.push(Bind::int(r));
             conds.push(format!("o.rating = ${}", binds.len()));
@@ -265,7 +269,7 @@ impl Filters {
     }
 
     /// `WHERE …` over `audit_calls c` when every filter is a call-level one (time, service, hook,
-    /// user, hook_instance, call, delivery); `None` when an order-level filter is set.
+    /// user, hook_instance, call, delivery, source); `None` when an order-level filter is set.
     pub(super) fn where_calls(&self, binds: &mut Vec<Bind>) -> Option<String> {
         if self.variant.is_some()
             || self.procedure.is_some()
@@ -294,6 +298,7 @@ impl Filters {
             ("c.hook_instance", &self.hook_instance),
             ("c.call_id", &self.call),
             ("c.delivery", &self.delivery),
+            ("c.source", &self.source),
         ] {
             if let Some(v) = v {
                 binds.push(Bind::text(v.clone()));
@@ -341,6 +346,7 @@ impl Filters {
         t("call", &self.call);
         t("card", &self.card);
         t("delivery", &self.delivery);
+        t("source", &self.source);
         if let Some(r) = self.rating {
             q.push(("rating".into(), r.to_string()));
         }

@@ -5,7 +5,7 @@
   "use strict";
   var SVG = "http://www.w3.org/2000/svg";
   var TOKEN_KEY = "vcf-cds-admin-token";
-  var FILTERS = ["from", "to", "service", "variant", "procedure", "category", "outcome", "feedback", "user", "rating", "pama", "hook", "hook_instance", "card", "call", "delivery"];
+  var FILTERS = ["from", "to", "service", "variant", "procedure", "category", "outcome", "feedback", "user", "rating", "pama", "hook", "hook_instance", "card", "call", "delivery", "source"];
   var PAGE = 25;
   var state = { offset: 0, total: 0 };
   var CAT = {
@@ -321,6 +321,7 @@
     row("Knowledge version", it.knowledge_version);
     row("Latency", it.latency_ms.toFixed(1) + " ms");
     row("Audit delivery", it.delivery);
+    row("Source", it.source + (it.run_id ? " (batch run " + it.run_id + ")" : ""));
     it.feedback.forEach(function (f, i) {
       var reason = f.override_reason ? (f.override_reason.display || f.override_reason.code) : null;
       row("Feedback " + (i + 1), [f.outcome + " at " + f.outcome_timestamp].concat(
