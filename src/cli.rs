@@ -473,9 +473,10 @@ fn evaluate(
     match rt.block_on(pipeline::process(&state, service, &body)) {
         Ok(processed) => {
             let text = if pretty {
-                serde_json::to_string_pretty(&processed.body).exit_with(exit::STARTUP)?
+                serde_json::to_string_pretty(&processed.evaluation.response)
+                    .exit_with(exit::STARTUP)?
             } else {
-                processed.body.to_string()
+                processed.body
             };
             // A closed pipe (`| head`) is not an error worth a panic.
             use std::io::Write;

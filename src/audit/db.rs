@@ -163,6 +163,11 @@ fn migrator() -> Migrator {
             "source and run id",
             include_str!("migrations/0005_source_and_run.sql"),
         ),
+        m(
+            6,
+            "fewer indexes",
+            include_str!("migrations/0006_fewer_indexes.sql"),
+        ),
     ])
 }
 
@@ -205,7 +210,12 @@ impl Db {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 8,
             })
-            .min_connections(0);
+            .min_connections(0)
+            // A SQLite connection is a file handle in this process: it cannot hang up, so the
+            // default liveness ping before every acquire is a wasted round trip to the
+            // connection's worker thread on each group commit (issue 12). A broken PostgreSQL
+            // connection is still detected before use.
+            .test_before_acquire(backend == Backend::Postgres);
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -610,7 +620,10 @@ async fn insert_rows(
             sql.push(')');
         }
         sql.push_str(" ON CONFLICT DO NOTHING");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == 1);
+        // Batches of up to 64 rows keep their prepared statement (one per size, in the
+        // connection's statement cache): preparing a 29-column multi-row INSERT costs more than
+        // running it. Larger batches are rare (a spool replay) and not worth the cache space.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() <= 64);
         q = bind_all(q, chunk.into_iter().flatten());
         q.execute(&mut **tx).await?;
     }

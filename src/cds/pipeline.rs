@@ -17,8 +17,8 @@ use vcf_engine::evaluate::{Evaluation, EvaluationRequest, IdSource, PatientRecor
 pub struct Processed {
     pub request: HookRequest,
     pub evaluation: Evaluation,
-    /// The response body.
-    pub body: serde_json::Value,
+    /// The response body (`evaluation.response` serialized once, straight to text).
+    pub body: String,
 }
 
 /// Runs one hook call for `service`.
@@ -159,7 +159,7 @@ async fn evaluate(
         .response
         .check()
         .map_err(|e| ApiError::internal(format!("the service built an invalid response: {e}")))?;
-    let body = serde_json::to_value(&evaluation.response)
+    let body = serde_json::to_string(&evaluation.response)
         .map_err(|e| ApiError::internal(format!("could not serialize the response: {e}")))?;
     Ok(Processed {
         request,

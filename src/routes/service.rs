@@ -1,5 +1,6 @@
 //! `POST /cds-services/{id}`: one hook call.
 
+use crate::audit::HookCallRecord;
 use crate::auth::VerifiedClient;
 use crate::cds::pipeline;
 use crate::error::ApiError;
@@ -19,6 +20,14 @@ fn evaluation_slots() -> &'static Semaphore {
     SLOTS
         .get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
 }
+
+/// Bodies up to this size are evaluated on the actix worker itself: a typical call (10 KB, one
+/// order) takes a few hundred microseconds of CPU; the blocking pool would add two thread
+/// switches and a slot wait to each, and a slot held across the FHIR fetches of a fetch-mode
+/// call would let only one call per core fetch at a time (issue 12). Their memory is bounded
+/// by their size. Larger bodies, whose parsing and evaluation can take long, go through
+/// [`run_bounded`].
+const INLINE_BODY_BYTES: usize = 64 * 1024;
 
 /// [`pipeline::process_for`] in an evaluation slot, off the actix worker thread. FHIR fetches
 /// inside it still run on the worker's runtime (the worker stays free to drive them).
@@ -70,15 +79,41 @@ pub async fn call_service(
     let metrics = req
         .app_data::<web::Data<crate::metrics::Metrics>>()
         .cloned();
-    let processed = run_bounded(state.clone(), service, bytes, client, request_id, metrics).await?;
-    // The answer is released only once its audit records are committed (or spooled).
-    let record = processed.audit_record(
-        service,
+    let pipeline::Processed {
+        request,
+        evaluation,
+        body,
+    } = if bytes.len() <= INLINE_BODY_BYTES {
+        pipeline::process_for(
+            &state,
+            service,
+            &bytes,
+            &client,
+            Some(&request_id),
+            metrics.as_ref().map(|m| m.get_ref()),
+        )
+        .await?
+    } else {
+        run_bounded(state.clone(), service, bytes, client, request_id, metrics).await?
+    };
+    // The answer is released only once its audit records are committed (or spooled). The
+    // request and evaluation are not needed after this: their parts move into the record.
+    let record = HookCallRecord {
         received_at,
-        started.elapsed().as_secs_f64() * 1000.0,
-    );
+        service_id: service.id.to_owned(),
+        hook: request.hook.as_str().to_owned(),
+        hook_instance: request.hook_instance,
+        user_id: request.user_id,
+        patient_id: request.patient_id,
+        encounter_id: request.encounter_id,
+        fhir_server: request.fhir_server,
+        knowledge_version: evaluation.knowledge_version,
+        guideline_id: evaluation.guideline_id,
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        orders: evaluation.orders,
+    };
     state.audit.record_hook_call(record).await;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(processed.body.to_string()))
+        .body(body))
 }

@@ -757,14 +757,33 @@ impl AnyResource {
     /// error, an unknown one is accepted as [`AnyResource::Other`].
     pub fn parse(json: &str, path: &str) -> Result<AnyResource, InputError> {
         require_object(json, path)?;
-        let header: ResourceHeader = parse_at(json, path)?;
-        let Some(rt) = header.resource_type else {
-            return Err(InputError::new(
-                join_path(path, "resourceType"),
-                "missing resourceType",
-            ));
+        // The type decides which struct parses the resource; it is usually the first member,
+        // so a scan finds it without a second full pass over the resource (issue 12). Anything
+        // unusual (escapes, not a string, absent) goes through the serde header parse.
+        let rt = match scan_resource_type(json) {
+            Some(rt) if !rt.is_empty() => rt,
+            _ => {
+                let header: ResourceHeader = parse_at(json, path)?;
+                let Some(rt) = header.resource_type else {
+                    return Err(InputError::new(
+                        join_path(path, "resourceType"),
+                        "missing resourceType",
+                    ));
+                };
+                return Self::parse_as(&rt, header.id, json, path);
+            }
         };
-        Ok(match rt.as_str() {
+        Self::parse_as(rt, None, json, path)
+    }
+
+    /// Parses `json` as the resource type `rt` (`id` is the header's, when it was parsed).
+    fn parse_as(
+        rt: &str,
+        id: Option<String>,
+        json: &str,
+        path: &str,
+    ) -> Result<AnyResource, InputError> {
+        Ok(match rt {
             "Patient" => AnyResource::Patient(Patient::parse(json, path)?),
             "Condition" => AnyResource::Condition(Condition::parse(json, path)?),
             "Procedure" => AnyResource::Procedure(Procedure::parse(json, path)?),
@@ -787,18 +806,114 @@ impl AnyResource {
                         format!("{rt:?} is not a FHIR resource type name"),
                     ));
                 }
+                let id = match id {
+                    Some(id) => Some(id),
+                    None => parse_at::<ResourceHeader>(json, path)?.id,
+                };
                 AnyResource::Other {
-                    resource_type: rt,
-                    id: header.id,
+                    resource_type: rt.to_owned(),
+                    id,
                 }
             }
         })
     }
 }
 
+/// The value of the top-level `resourceType` member of a JSON object, found by scanning
+/// (strings skipped, nesting counted) up to that member only. `None` when it is not a plain
+/// string without escapes, or not there: the caller then parses the header with serde, which
+/// also reports malformed JSON.
+fn scan_resource_type(json: &str) -> Option<&str> {
+    let b = json.as_bytes();
+    let string_end = |start: usize| -> Option<(usize, bool)> {
+        let mut j = start;
+        let mut escaped = false;
+        while j < b.len() {
+            match b[j] {
+                b'"' => return Some((j, escaped)),
+                b'\\' => {
+                    escaped = true;
+                    j += 2;
+                }
+                _ => j += 1,
+            }
+        }
+        None
+    };
+    let skip_ws = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let (end, escaped) = string_end(i + 1)?;
+                let is_key_name = depth == 1 && !escaped && &json[i + 1..end] == "resourceType";
+                i = skip_ws(end + 1);
+                if is_key_name && b.get(i) == Some(&b':') {
+                    let v = skip_ws(i + 1);
+                    if b.get(v) != Some(&b'"') {
+                        return None;
+                    }
+                    let (vend, escaped) = string_end(v + 1)?;
+                    return if escaped {
+                        None
+                    } else {
+                        Some(&json[v + 1..vend])
+                    };
+                }
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_type_scan() {
+        let cases = [
+            (r#"{"resourceType":"Patient","id":"p"}"#, Some("Patient")),
+            (
+                r#"{ "id": "x", "meta": {"resourceType": "Nested"}, "resourceType" : "Condition"}"#,
+                Some("Condition"),
+            ),
+            (
+                r#"{"note": ["resourceType", {"a": "}"}], "resourceType": "Bundle"}"#,
+                Some("Bundle"),
+            ),
+            (
+                r#"{"id": "resourceType", "resourceType": "Procedure"}"#,
+                Some("Procedure"),
+            ),
+            (r#"{"resource\u0054ype": "Patient"}"#, None),
+            (r#"{"resourceType": "Pat\u0069ent"}"#, None),
+            (r#"{"resourceType": 5}"#, None),
+            (r#"{"id": "a"}"#, None),
+            (r#"{"resourceType": "Patient"#, None),
+        ];
+        for (json, want) in cases {
+            assert_eq!(scan_resource_type(json), want, "{json}");
+        }
+        // Escaped type names still parse (through the header), as before.
+        assert!(matches!(
+            AnyResource::parse(r#"{"resourceType": "Pat\u0069ent"}"#, ""),
+            Ok(AnyResource::Patient(_))
+        ));
+        assert!(AnyResource::parse(r#"{"resourceType": 5}"#, "").is_err());
+        assert!(AnyResource::parse(r#"{"id": "a"}"#, "").is_err());
+    }
 
     #[test]
     fn paths_are_named() {
