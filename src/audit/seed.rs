@@ -2,7 +2,7 @@
 //! (`vcf-cds audit seed`), produced by the real service path: each synthetic call is a CDS Hooks
 //! request built from the repository's own examples (`hooks/`, `fixtures/patients`,
 //! `fixtures/orders`, compiled in) and answered by [`pipeline::process_at`], the function behind
-//! `POST /cds-services/{id}`; its audit record comes from [`Processed::audit_record`], as for a
+//! `POST /cds-services/{id}`; its audit record comes from [`Processed::into_audit_record`], as for a
 //! live call. Ratings, variants, procedure ids, card and suggestion uuids and override reasons
 //! are therefore the engine's, so demo data and real data filter the same way.
 //!
@@ -524,8 +524,8 @@ impl<'s> Seeder<'s> {
         // not have: drawn, so that the data stays the same for a seed.
         let latency_ms = 3.0 + self.rng.below(400) as f64 / 10.0;
         feedback_for(&mut self.rng, &processed, service, received_at, user_n, out);
-        out.calls
-            .push(processed.audit_record(service, received_at, latency_ms));
+        let (record, _body) = processed.into_audit_record(service, received_at, latency_ms);
+        out.calls.push(record);
         out.origins.push(origin);
         Ok(())
     }

@@ -32,27 +32,35 @@ pub async fn process(
 
 impl Processed {
     /// The audit record of this call, as `service` answered it: the live service and
-    /// `vcf-cds audit seed` both record calls through this one function.
-    pub fn audit_record(
-        &self,
+    /// `vcf-cds audit seed` both record calls through this one function. It takes the request
+    /// and evaluation by value (their strings and order records move into the record, no copy
+    /// on the hot path) and hands back the response body.
+    pub fn into_audit_record(
+        self,
         service: &ServiceDef,
         received_at: OffsetDateTime,
         latency_ms: f64,
-    ) -> HookCallRecord {
-        HookCallRecord {
+    ) -> (HookCallRecord, String) {
+        let Processed {
+            request,
+            evaluation,
+            body,
+        } = self;
+        let record = HookCallRecord {
             received_at,
             service_id: service.id.to_owned(),
-            hook: self.request.hook.as_str().to_owned(),
-            hook_instance: self.request.hook_instance.clone(),
-            user_id: self.request.user_id.clone(),
-            patient_id: self.request.patient_id.clone(),
-            encounter_id: self.request.encounter_id.clone(),
-            fhir_server: self.request.fhir_server.clone(),
-            knowledge_version: self.evaluation.knowledge_version.clone(),
-            guideline_id: self.evaluation.guideline_id.clone(),
+            hook: request.hook.as_str().to_owned(),
+            hook_instance: request.hook_instance,
+            user_id: request.user_id,
+            patient_id: request.patient_id,
+            encounter_id: request.encounter_id,
+            fhir_server: request.fhir_server,
+            knowledge_version: evaluation.knowledge_version,
+            guideline_id: evaluation.guideline_id,
             latency_ms,
-            orders: self.evaluation.orders.clone(),
-        }
+            orders: evaluation.orders,
+        };
+        (record, body)
     }
 }
 

@@ -1,6 +1,5 @@
 //! `POST /cds-services/{id}`: one hook call.
 
-use crate::audit::HookCallRecord;
 use crate::auth::VerifiedClient;
 use crate::cds::pipeline;
 use crate::error::ApiError;
@@ -79,11 +78,7 @@ pub async fn call_service(
     let metrics = req
         .app_data::<web::Data<crate::metrics::Metrics>>()
         .cloned();
-    let pipeline::Processed {
-        request,
-        evaluation,
-        body,
-    } = if bytes.len() <= INLINE_BODY_BYTES {
+    let processed = if bytes.len() <= INLINE_BODY_BYTES {
         pipeline::process_for(
             &state,
             service,
@@ -98,20 +93,8 @@ pub async fn call_service(
     };
     // The answer is released only once its audit records are committed (or spooled). The
     // request and evaluation are not needed after this: their parts move into the record.
-    let record = HookCallRecord {
-        received_at,
-        service_id: service.id.to_owned(),
-        hook: request.hook.as_str().to_owned(),
-        hook_instance: request.hook_instance,
-        user_id: request.user_id,
-        patient_id: request.patient_id,
-        encounter_id: request.encounter_id,
-        fhir_server: request.fhir_server,
-        knowledge_version: evaluation.knowledge_version,
-        guideline_id: evaluation.guideline_id,
-        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-        orders: evaluation.orders,
-    };
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (record, body) = processed.into_audit_record(service, received_at, latency_ms);
     state.audit.record_hook_call(record).await;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
