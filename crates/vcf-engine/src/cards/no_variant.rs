@@ -1,6 +1,6 @@
 //! The card of an order no variant of the guideline rates ("no criteria apply").
 
-use super::topics::{self, related_topics, topic_links};
+use super::topics::{self, related_topics, topic_line, topic_links};
 use super::{CardInput, assumed_line, bullets, card, source_line, summary};
 use crate::cds::{Card, Indicator};
 use crate::facts::FactValue;
@@ -86,18 +86,7 @@ pub fn no_variant_card(
         &related
             .iter()
             .take(3)
-            .map(|t| {
-                cut_words(
-                    &format!(
-                        "{}: {}",
-                        t.title
-                            .trim_start_matches("ACR Appropriateness Criteria")
-                            .trim(),
-                        t.when
-                    ),
-                    160,
-                )
-            })
+            .map(|t| topic_line(t))
             .collect::<Vec<_>>(),
     ));
     detail.push_str(&source_line(engine, None));

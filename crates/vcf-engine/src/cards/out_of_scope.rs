@@ -1,9 +1,8 @@
 //! The card of an order for a high-energy traumatic fracture (outside the VCF guideline).
 
-use super::topics::{self, related_topics, topic_links};
+use super::topics::{self, related_topics, topic_line, topic_links};
 use super::{assumed_line, bullets, card, source_line, summary};
 use crate::cds::{Card, Indicator};
-use crate::facts::cut_words;
 use crate::facts::{Evidence, PatientFacts};
 use crate::index::Engine;
 use crate::types::{IdSource, OrderEvaluation};
@@ -42,21 +41,7 @@ pub fn out_of_scope_card(
     detail.push_str("\n\nIf this is a low-energy (fragility) fracture, record osteoporosis or the fracture's cause on the problem list to get a rating under the VCF criteria.");
     detail.push_str(&bullets(
         "Applicable ACR topic",
-        &related
-            .iter()
-            .map(|t| {
-                cut_words(
-                    &format!(
-                        "{}: {}",
-                        t.title
-                            .trim_start_matches("ACR Appropriateness Criteria")
-                            .trim(),
-                        t.when
-                    ),
-                    160,
-                )
-            })
-            .collect::<Vec<_>>(),
+        &related.iter().map(|t| topic_line(t)).collect::<Vec<_>>(),
     ));
     detail.push_str(&source_line(engine, None));
     let rest = format!(": traumatic fracture, outside the ACR VCF criteria (see {short})");

@@ -38,3 +38,17 @@ pub fn topic_links(topics: &[&RelatedTopic]) -> Vec<Link> {
         })
         .collect()
 }
+
+/// One bullet naming a related topic and when it applies, short enough for a card.
+pub fn topic_line(t: &RelatedTopic) -> String {
+    crate::facts::cut_words(
+        &format!(
+            "{}: {}",
+            t.title
+                .trim_start_matches("ACR Appropriateness Criteria")
+                .trim(),
+            t.when
+        ),
+        160,
+    )
+}
