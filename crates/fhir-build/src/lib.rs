@@ -2,7 +2,7 @@
 //!
 //! fhir-sdk's R4B models are generic over the serializer, so whichever crate calls
 //! `serde_json::to_value::<ServiceRequest>` pays for their monomorphization (minutes per
-//! release rebuild, see `../shared/engineering/rust-stack-notes.md` section 1). Keeping that in
+//! release rebuild, measured on the project's 2-core machines). Keeping that in
 //! this small crate behind non-generic functions lets the service and engine crates rebuild in
 //! seconds. Input parsing does not go through fhir-sdk at all (it drops unknown fields and turns
 //! invalid choice values into nothing); it is only used for resources the service *creates*.

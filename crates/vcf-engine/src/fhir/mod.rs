@@ -1,7 +1,7 @@
 //! Small typed views of the FHIR R4 resources the engine reads.
 //!
-//! These are deliberately *not* fhir-sdk models (see `../shared/engineering/rust-stack-notes.md`
-//! section 2): they read only the fields the rules use, ignore everything else (extensions,
+//! These are deliberately *not* fhir-sdk models (its R4B models drop unknown fields, turn invalid
+//! choice values into nothing and cost minutes of build time; see `crates/fhir-build`): they read only the fields the rules use, ignore everything else (extensions,
 //! narrative, unknown elements), check `resourceType`, validate the dates they read, and report
 //! errors with the JSON path of the offending element. The original JSON of draft orders is kept
 //! separately (as raw JSON) so that rating updates return the order exactly as received.
