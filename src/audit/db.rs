@@ -169,6 +169,11 @@ fn migrator() -> Migrator {
             "fewer indexes",
             include_str!("migrations/0006_fewer_indexes.sql"),
         ),
+        m(
+            7,
+            "no hook instance index",
+            include_str!("migrations/0007_no_hook_instance_index.sql"),
+        ),
     ])
 }
 
