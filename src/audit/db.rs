@@ -364,10 +364,11 @@ impl Db {
         }
     }
 
-    /// `PRAGMA synchronous` of the SQLite write connection (2 = FULL); `None` on PostgreSQL.
+    /// `PRAGMA synchronous` (2 = FULL) and `wal_autocheckpoint` of the SQLite write
+    /// connection; `None` on PostgreSQL.
     #[cfg(test)]
-    pub(super) fn sqlite_synchronous(&self) -> Option<rusqlite::Result<i64>> {
-        self.sqlite.as_ref().map(SqliteWriter::synchronous)
+    pub(super) fn sqlite_writer_settings(&self) -> Option<Result<(i64, i64), StoreError>> {
+        self.sqlite.as_ref().map(SqliteWriter::settings)
     }
 
     pub async fn close(&self) {

@@ -53,8 +53,9 @@ both_backends!(export_pages, export_pages_body);
 both_backends!(feedback_truth, feedback_truth_body);
 
 /// SQLite: the writer's own connection (issue 12) commits durably (`synchronous = FULL` on the
-/// WAL database), and a commit answers `Committed` with the rows in the store, read back through
-/// the sqlx pool.
+/// WAL database) and leaves checkpoints to the checkpointer thread; a commit answers
+/// `Committed` with the rows in the store, read back through the sqlx pool; and the WAL is
+/// checkpointed into the database file without any other connection's help.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_writer_connection_is_durable() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,11 +70,9 @@ async fn sqlite_writer_connection_is_durable() {
         );
     }
     let db = store.db().unwrap();
-    assert_eq!(
-        db.sqlite_synchronous().unwrap().unwrap(),
-        2,
-        "synchronous = FULL"
-    );
+    let (synchronous, autocheckpoint) = db.sqlite_writer_settings().unwrap().unwrap();
+    assert_eq!(synchronous, 2, "synchronous = FULL");
+    assert_eq!(autocheckpoint, 0, "no checkpoint inside a commit");
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&db.pool)
         .await
@@ -84,6 +83,36 @@ async fn sqlite_writer_connection_is_durable() {
     assert_eq!(
         (calls as usize, stored_orders as usize),
         (data.calls.len(), orders)
+    );
+    store.shutdown().await;
+}
+
+/// The checkpointer thread copies committed pages into the database file while the store is
+/// open (the writer connection never checkpoints): after more than 512 records the file grows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_checkpointer_backfills_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AuditStore::open(&settings_in(dir.path(), None))
+        .await
+        .unwrap();
+    let file = dir.path().join("audit.sqlite");
+    let empty = std::fs::metadata(&file).unwrap().len();
+    let data = seed::generate(600, 20, now(), 4).await.unwrap();
+    for call in &data.calls {
+        assert_eq!(
+            store.record_hook_call(call.clone()).await,
+            Delivery::Committed
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut size = empty;
+    while size <= empty + 100_000 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        size = std::fs::metadata(&file).unwrap().len();
+    }
+    assert!(
+        size > empty + 100_000,
+        "database file {empty} -> {size} bytes: nothing checkpointed"
     );
     store.shutdown().await;
 }
