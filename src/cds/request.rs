@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use vcf_engine::evaluate::{DraftOrder, Hook};
 use vcf_engine::fhir::{
-    AnyResource, Bundle, FhirResource, InputError, OperationOutcome, ServiceRequest, join_path,
-    parse_at, require_object,
+    AnyResource, Bundle, BundleEntry, BundleLink, FhirResource, InputError, OperationOutcome,
+    OperationOutcomeIssue, Patient, ServiceRequest, join_path, parse_at, require_object,
 };
 
 /// `fhirAuthorization` (the access token is never logged: `Debug` redacts it).
@@ -43,9 +43,13 @@ impl fmt::Debug for FhirAuthorization {
     }
 }
 
+/// The request's top level. `C` and `P` are how `context` and `prefetch` are read: kept raw
+/// and parsed one by one (`Box<RawValue>`, [`PrefetchMap`]: the reference path, which names
+/// every error), or parsed in the same pass ([`ObjectOnly`]`<Context>`, [`FastPrefetch`]: the
+/// fast path, which only ever succeeds where the reference path gives the same request).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope {
+struct Envelope<C, P> {
     #[serde(default)]
     hook: Option<String>,
     #[serde(default)]
@@ -54,10 +58,186 @@ struct Envelope {
     fhir_server: Option<String>,
     #[serde(default)]
     fhir_authorization: Option<Box<RawValue>>,
+    #[serde(default = "none")]
+    context: Option<C>,
+    #[serde(default = "none")]
+    prefetch: Option<P>,
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// How `context` reaches validation.
+trait ContextSource {
+    fn into_context(self) -> Result<Context, InputError>;
+}
+
+impl ContextSource for Box<RawValue> {
+    fn into_context(self) -> Result<Context, InputError> {
+        require_object(self.get(), "context")?;
+        parse_at(self.get(), "context")
+    }
+}
+
+impl ContextSource for ObjectOnly<Context> {
+    fn into_context(self) -> Result<Context, InputError> {
+        Ok(self.0)
+    }
+}
+
+/// How `prefetch` reaches validation: the values of the keys this service asked for.
+trait PrefetchSource {
+    fn into_values(self) -> Result<BTreeMap<String, PrefetchValue>, InputError>;
+}
+
+impl PrefetchSource for PrefetchMap {
+    fn into_values(self) -> Result<BTreeMap<String, PrefetchValue>, InputError> {
+        let mut prefetch = BTreeMap::new();
+        for (key, raw) in self.0 {
+            // Keys this service did not ask for are not its business.
+            let Some(expected) = expected_type(&key) else {
+                continue;
+            };
+            let path = format!("prefetch.{key}");
+            let value = match raw {
+                None => PrefetchValue::Null,
+                Some(raw) => parse_prefetch_value(raw.get(), &path, expected)?,
+            };
+            prefetch.insert(key, value);
+        }
+        Ok(prefetch)
+    }
+}
+
+/// A JSON object read as `T` (a derived struct alone also accepts an array, positionally).
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = ObjectOnly<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ObjectOnly<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(ObjectOnly)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// The prefetch object read in the envelope's own pass (issue 12: the reference path copies
+/// each value out raw and parses it again). Values of the asked-for keys are read as
+/// [`FastResource`]; anything the fast path does not handle fails it, and the request is then
+/// parsed by the reference path, which gives the answer or the error.
+struct FastPrefetch(BTreeMap<String, Option<ObjectOnly<FastResource>>>);
+
+impl<'de> Deserialize<'de> for FastPrefetch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FastPrefetch;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of prefetch keys")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastPrefetch, A::Error> {
+                let mut out = BTreeMap::new();
+                let mut ignored = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if expected_type(&key).is_none() {
+                        map.next_value::<de::IgnoredAny>()?;
+                        if ignored.contains(&key) {
+                            return Err(de::Error::custom("duplicate prefetch key"));
+                        }
+                        ignored.push(key);
+                        continue;
+                    }
+                    let value = map.next_value::<Option<ObjectOnly<FastResource>>>()?;
+                    if out.insert(key, value).is_some() {
+                        return Err(de::Error::custom("duplicate prefetch key"));
+                    }
+                }
+                Ok(FastPrefetch(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The members of the resources a prefetch value may be (Patient, Bundle, OperationOutcome),
+/// each typed as in its own struct: whatever reads as this reads the same as its own type.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FastResource {
+    resource_type: String,
     #[serde(default)]
-    context: Option<Box<RawValue>>,
+    id: Option<String>,
     #[serde(default)]
-    prefetch: Option<PrefetchMap>,
+    birth_date: Option<String>,
+    #[serde(default, rename = "type")]
+    bundle_type: Option<String>,
+    #[serde(default)]
+    total: Option<u64>,
+    #[serde(default)]
+    link: Vec<BundleLink>,
+    #[serde(default)]
+    entry: Vec<BundleEntry>,
+    #[serde(default)]
+    issue: Vec<OperationOutcomeIssue>,
+}
+
+/// A refusal of the fast path: the reference path takes over.
+fn not_fast() -> InputError {
+    InputError::new("", "not handled by the fast path")
+}
+
+impl PrefetchSource for FastPrefetch {
+    fn into_values(self) -> Result<BTreeMap<String, PrefetchValue>, InputError> {
+        let mut prefetch = BTreeMap::new();
+        for (key, value) in self.0 {
+            let expected = expected_type(&key).ok_or_else(not_fast)?;
+            let path = format!("prefetch.{key}");
+            let value = match value {
+                None => PrefetchValue::Null,
+                Some(ObjectOnly(r)) => match (r.resource_type.as_str(), expected) {
+                    ("OperationOutcome", _) => PrefetchValue::Outcome(OperationOutcome {
+                        resource_type: r.resource_type,
+                        issue: r.issue,
+                    }),
+                    ("Bundle", "Bundle") => {
+                        let bundle = Bundle {
+                            resource_type: r.resource_type,
+                            id: r.id,
+                            bundle_type: r.bundle_type,
+                            total: r.total,
+                            link: r.link,
+                            entry: r.entry,
+                        };
+                        bundle.validate_fields(&path)?;
+                        bundle_value(&bundle, &path)?
+                    }
+                    ("Patient", "Patient") => {
+                        let patient = Patient {
+                            resource_type: r.resource_type,
+                            id: r.id,
+                            birth_date: r.birth_date,
+                        };
+                        patient.validate_fields(&path)?;
+                        PrefetchValue::Resources {
+                            resources: vec![AnyResource::Patient(patient)],
+                            next: None,
+                        }
+                    }
+                    _ => return Err(not_fast()),
+                },
+            };
+            prefetch.insert(key, value);
+        }
+        Ok(prefetch)
+    }
 }
 
 #[derive(Deserialize)]
@@ -201,7 +381,30 @@ pub fn parse(
             "request body must be a JSON object (a CDS Hooks request)",
         )
     })?;
-    let env: Envelope = parse_at(text, "").map_err(|e| {
+    // The fast path reads context and prefetch in the envelope's pass; it is only taken when
+    // it succeeds, and then gives what the reference path below would (any error, or anything
+    // it does not handle, and the reference path parses the request again and says what).
+    if let Some(request) = parse_fast(text, expected, max_draft_orders) {
+        return Ok(request);
+    }
+    parse_reference(text, expected, max_draft_orders)
+}
+
+/// The request read in one pass over context and prefetch; `None` when that fails for any
+/// reason (the reference path then names the error).
+fn parse_fast(text: &str, expected: Hook, max_draft_orders: usize) -> Option<HookRequest> {
+    let env: Envelope<ObjectOnly<Context>, FastPrefetch> = serde_json::from_str(text).ok()?;
+    validate(env, expected, max_draft_orders).ok()
+}
+
+/// The request read with context and each prefetch value kept raw and parsed on their own, so
+/// that every error names its JSON path.
+fn parse_reference(
+    text: &str,
+    expected: Hook,
+    max_draft_orders: usize,
+) -> Result<HookRequest, ApiError> {
+    let env: Envelope<Box<RawValue>, PrefetchMap> = parse_at(text, "").map_err(|e| {
         if e.path.is_empty() || e.path == "." {
             ApiError::bad_request(
                 "",
@@ -217,8 +420,8 @@ pub fn parse(
     Ok(validate(env, expected, max_draft_orders)?)
 }
 
-fn validate(
-    env: Envelope,
+fn validate<C: ContextSource, P: PrefetchSource>(
+    env: Envelope<C, P>,
     expected: Hook,
     max_draft_orders: usize,
 ) -> Result<HookRequest, InputError> {
@@ -267,9 +470,7 @@ fn validate(
         }
     };
 
-    let ctx_raw = required(env.context, "context")?;
-    require_object(ctx_raw.get(), "context")?;
-    let ctx: Context = parse_at(ctx_raw.get(), "context")?;
+    let ctx = required(env.context, "context")?.into_context()?;
     let user_id = non_empty(required(ctx.user_id, "context.userId")?, "context.userId")?;
     match split_reference(&user_id) {
         Some((t, _)) if USER_TYPES.contains(&t) => {}
@@ -342,21 +543,10 @@ fn validate(
         }
     }
 
-    let mut prefetch = BTreeMap::new();
-    if let Some(PrefetchMap(map)) = env.prefetch {
-        for (key, raw) in map {
-            // Keys this service did not ask for are not its business.
-            let Some(expected) = expected_type(&key) else {
-                continue;
-            };
-            let path = format!("prefetch.{key}");
-            let value = match raw {
-                None => PrefetchValue::Null,
-                Some(raw) => parse_prefetch_value(raw.get(), &path, expected)?,
-            };
-            prefetch.insert(key, value);
-        }
-    }
+    let prefetch = match env.prefetch {
+        Some(p) => p.into_values()?,
+        None => BTreeMap::new(),
+    };
 
     Ok(HookRequest {
         hook: expected,
@@ -534,33 +724,36 @@ fn parse_prefetch_value(
     }
     Ok(match resource {
         AnyResource::OperationOutcome(oo) => PrefetchValue::Outcome(oo),
-        AnyResource::Bundle(bundle) => {
-            let next = bundle.next_link().map(str::to_owned);
-            let mut resources = Vec::with_capacity(bundle.entry.len());
-            for (i, entry) in bundle.entry.iter().enumerate() {
-                let Some(res) = &entry.resource else {
-                    continue;
-                };
-                let epath = format!("{path}.entry[{i}].resource");
-                match AnyResource::parse(res.get(), &epath)? {
-                    // search.mode=outcome warnings inside a searchset do not make it an error.
-                    AnyResource::OperationOutcome(_) => {}
-                    AnyResource::Bundle(_) => {
-                        return Err(InputError::new(
-                            join_path(&epath, "resourceType"),
-                            "nested Bundles are not supported in prefetch",
-                        ));
-                    }
-                    r => resources.push(r),
-                }
-            }
-            PrefetchValue::Resources { resources, next }
-        }
+        AnyResource::Bundle(bundle) => bundle_value(&bundle, path)?,
         r => PrefetchValue::Resources {
             resources: vec![r],
             next: None,
         },
     })
+}
+
+/// The resources of a prefetch Bundle (OperationOutcome entries left out) and its next link.
+fn bundle_value(bundle: &Bundle, path: &str) -> Result<PrefetchValue, InputError> {
+    let next = bundle.next_link().map(str::to_owned);
+    let mut resources = Vec::with_capacity(bundle.entry.len());
+    for (i, entry) in bundle.entry.iter().enumerate() {
+        let Some(res) = &entry.resource else {
+            continue;
+        };
+        let epath = format!("{path}.entry[{i}].resource");
+        match AnyResource::parse(res.get(), &epath)? {
+            // search.mode=outcome warnings inside a searchset do not make it an error.
+            AnyResource::OperationOutcome(_) => {}
+            AnyResource::Bundle(_) => {
+                return Err(InputError::new(
+                    join_path(&epath, "resourceType"),
+                    "nested Bundles are not supported in prefetch",
+                ));
+            }
+            r => resources.push(r),
+        }
+    }
+    Ok(PrefetchValue::Resources { resources, next })
 }
 
 #[cfg(test)]
@@ -672,6 +865,83 @@ mod tests {
         v.push_str(r#","prefetch":{"patient":null,"patient":null}}"#);
         let e = parse(v.as_bytes(), Hook::OrderSelect, 100).unwrap_err();
         assert!(e.to_string().contains("duplicate prefetch key"), "{e}");
+    }
+
+    /// The fast path either declines or gives exactly what the reference path gives.
+    fn same_as_reference(body: &str, hook: Hook) {
+        let reference = parse_reference(body, hook, 100);
+        if let Some(fast) = parse_fast(body, hook, 100) {
+            let Ok(reference) = &reference else {
+                panic!("the fast path accepted what the reference path refuses: {body}");
+            };
+            assert_eq!(format!("{fast:?}"), format!("{reference:?}"), "{body}");
+        }
+        if require_object(body, "").is_err() {
+            return; // refused by parse before either path
+        }
+        let whole = parse(body.as_bytes(), hook, 100);
+        match (&whole, &reference) {
+            (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}")),
+            (Err(a), Err(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}")),
+            _ => panic!("parse and the reference path disagree on {body}"),
+        }
+    }
+
+    #[test]
+    fn fast_path_matches_the_reference_path() {
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/hooks")).unwrap() {
+            let body = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for hook in [Hook::OrderSelect, Hook::OrderSign] {
+                same_as_reference(&body, hook);
+            }
+        }
+        // The example request takes the fast path.
+        let v1 = include_str!("../../hooks/v1-new-symptomatic-no-malignancy.json");
+        assert!(parse_fast(v1, Hook::OrderSelect, 100).is_some());
+        let bundle = json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+            {"resource": {"resourceType": "Condition", "id": "c1", "onsetDateTime": "2024-01-02"}},
+            {"resource": {"resourceType": "OperationOutcome", "issue": []}}]});
+        let values = [
+            ("patient", json!({"resourceType": "Patient", "id": "p1", "birthDate": "1950-01-01"})),
+            ("patient", json!({"resourceType": "Patient", "birthDate": "1950-13-01"})),
+            ("patient", json!({"resourceType": "Patient", "entry": 5})),
+            ("patient", json!(["Patient", "p1"])),
+            ("patient", bundle.clone()),
+            ("patient", json!({"resourceType": ""})),
+            ("patient", json!({"resourceType": 5})),
+            ("patient", json!({"id": "p1"})),
+            ("conditions", bundle.clone()),
+            ("conditions", json!({"resourceType": "Bundle", "type": "nonsense"})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": {"resource": {}}})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Bundle"}}]})),
+            ("conditions", json!({"resourceType": "Condition", "id": "c1"})),
+            ("conditions", json!({"resourceType": "OperationOutcome", "issue": [{"code": "timeout"}]})),
+            ("conditions", json!(null)),
+            ("conditions", json!(7)),
+            ("unasked", json!([1, 2])),
+        ];
+        for (key, value) in values {
+            let mut v = base();
+            v["prefetch"] = json!({ key: value });
+            same_as_reference(&v.to_string(), Hook::OrderSelect);
+        }
+        let mut v = base();
+        v["context"] = json!(["Practitioner/123", "p1"]);
+        same_as_reference(&v.to_string(), Hook::OrderSelect);
+        let mut v = base();
+        v["context"]["patientId"] = json!(5);
+        same_as_reference(&v.to_string(), Hook::OrderSelect);
+        let mut text = base().to_string();
+        text.pop();
+        for tail in [
+            r#","prefetch":{"x":1,"x":2}}"#,
+            r#","prefetch":{"patient":null,"patient":null}}"#,
+            r#","prefetch":[]}"#,
+            r#","prefetch":null}"#,
+            r#","prefetch":{"patient":{"resourceType":"Pat\u0069ent","id":"p1"}}}"#,
+        ] {
+            same_as_reference(&format!("{text}{tail}"), Hook::OrderSelect);
+        }
     }
 
     #[test]
