@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use vcf_engine::evaluate::{DraftOrder, Hook};
 use vcf_engine::fhir::{
-    AnyResource, Bundle, BundleEntry, BundleLink, FhirResource, InputError, OperationOutcome,
+    AnyResource, Bundle, BundleLink, FhirResource, InputError, OperationOutcome,
     OperationOutcomeIssue, Patient, ServiceRequest, join_path, parse_at, require_object,
 };
 
@@ -184,9 +184,129 @@ struct FastResource {
     #[serde(default)]
     link: Vec<BundleLink>,
     #[serde(default)]
-    entry: Vec<BundleEntry>,
+    entry: Vec<FastEntry>,
     #[serde(default)]
     issue: Vec<OperationOutcomeIssue>,
+}
+
+/// A prefetch Bundle entry read in the same pass (the reference path keeps `resource` raw and
+/// parses it on its own: a second pass over most of the request).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FastEntry {
+    // Read (and type-checked) as the reference path's `BundleEntry` reads it, then dropped.
+    #[serde(default)]
+    #[allow(dead_code)]
+    full_url: Option<String>,
+    #[serde(default)]
+    resource: Option<FastAny>,
+}
+
+/// One resource, read as `AnyResource::parse` reads it, when `resourceType` is its first member
+/// (as FHIR servers write it); otherwise the fast path fails and the reference path reads it.
+struct FastAny(AnyResource);
+
+/// Hands a typed resource's deserializer the `resourceType` member already read, then the rest
+/// of the object.
+struct Replay<A> {
+    resource_type: Option<String>,
+    key_given: bool,
+    map: A,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Replay<A> {
+    type Error = A::Error;
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        if !self.key_given {
+            self.key_given = true;
+            return seed
+                .deserialize(de::value::StrDeserializer::<A::Error>::new("resourceType"))
+                .map(Some);
+        }
+        self.map.next_key_seed(seed)
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        match self.resource_type.take() {
+            Some(rt) => seed.deserialize(de::value::StringDeserializer::<A::Error>::new(rt)),
+            None => self.map.next_value_seed(seed),
+        }
+    }
+}
+
+/// `id` (and any repeated `resourceType`, which the reference path's header parse refuses) of a
+/// resource type the engine does not read.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OtherRest {
+    #[serde(default)]
+    resource_type: Option<de::IgnoredAny>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for FastAny {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        fn typed<'de, T: FhirResource, A: MapAccess<'de>>(
+            rt: String,
+            map: A,
+        ) -> Result<T, A::Error> {
+            let replay = Replay {
+                resource_type: Some(rt),
+                key_given: false,
+                map,
+            };
+            let r = T::deserialize(de::value::MapAccessDeserializer::new(replay))?;
+            // As `FhirResource::parse`: the type, and the fields the engine reads.
+            if r.resource_type() != T::TYPE {
+                return Err(de::Error::custom("resourceType mismatch"));
+            }
+            r.validate_fields("").map_err(de::Error::custom)?;
+            Ok(r)
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = FastAny;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a FHIR resource")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastAny, A::Error> {
+                if map.next_key::<String>()?.as_deref() != Some("resourceType") {
+                    return Err(de::Error::custom("resourceType is not the first member"));
+                }
+                let rt: String = map.next_value()?;
+                Ok(FastAny(match rt.as_str() {
+                    "Patient" => AnyResource::Patient(typed(rt, map)?),
+                    "Condition" => AnyResource::Condition(typed(rt, map)?),
+                    "Procedure" => AnyResource::Procedure(typed(rt, map)?),
+                    "Observation" => AnyResource::Observation(typed(rt, map)?),
+                    "DiagnosticReport" => AnyResource::DiagnosticReport(typed(rt, map)?),
+                    "AllergyIntolerance" => AnyResource::AllergyIntolerance(typed(rt, map)?),
+                    "Device" => AnyResource::Device(typed(rt, map)?),
+                    "OperationOutcome" => AnyResource::OperationOutcome(typed(rt, map)?),
+                    _ if rt.is_empty()
+                        || rt == "Bundle"
+                        || !rt.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                    {
+                        return Err(de::Error::custom("not handled by the fast path"));
+                    }
+                    _ => {
+                        let rest = OtherRest::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                        if rest.resource_type.is_some() {
+                            return Err(de::Error::custom("duplicate field `resourceType`"));
+                        }
+                        AnyResource::Other {
+                            resource_type: rt,
+                            id: rest.id,
+                        }
+                    }
+                }))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// A refusal of the fast path: the reference path takes over.
@@ -214,10 +334,20 @@ impl PrefetchSource for FastPrefetch {
                             bundle_type: r.bundle_type,
                             total: r.total,
                             link: r.link,
-                            entry: r.entry,
+                            entry: Vec::new(),
                         };
                         bundle.validate_fields(&path)?;
-                        bundle_value(&bundle, &path)?
+                        let next = bundle.next_link().map(str::to_owned);
+                        let resources = r
+                            .entry
+                            .into_iter()
+                            .filter_map(|e| e.resource)
+                            // search.mode=outcome warnings inside a searchset do not make it an
+                            // error (as in `bundle_value`).
+                            .filter(|r| !matches!(r.0, AnyResource::OperationOutcome(_)))
+                            .map(|r| r.0)
+                            .collect();
+                        PrefetchValue::Resources { resources, next }
                     }
                     ("Patient", "Patient") => {
                         let patient = Patient {
@@ -916,6 +1046,31 @@ mod tests {
             ("conditions", json!({"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Bundle"}}]})),
             ("conditions", json!({"resourceType": "Condition", "id": "c1"})),
             ("conditions", json!({"resourceType": "OperationOutcome", "issue": [{"code": "timeout"}]})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"id": "c1", "resourceType": "Condition"}}]})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [
+                {"fullUrl": "urn:x", "resource": {"resourceType": "Encounter", "id": "e1"}},
+                {"resource": null}, {"fullUrl": "urn:y"}]})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [{"fullUrl": 5}]})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [{"resource": 5}]})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [{"resource": []}]})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Foo-Bar"}}]})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Encounter", "id": 5}}]})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Condition", "onsetDateTime": "2024-02-30"}}]})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Condition", "code": {"coding": {}}}}]})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "OperationOutcome", "issue": 5}}]})),
+            ("conditions", json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Observation", "valueString": "L1 fracture",
+                    "derivedFrom": [{"reference": "DiagnosticReport/r"}]}},
+                {"resource": {"resourceType": "DiagnosticReport", "presentedForm": [
+                    {"contentType": "text/plain", "data": "bm90IGJhc2U2NA=="}]}},
+                {"resource": {"resourceType": "DiagnosticReport", "presentedForm": [
+                    {"contentType": "text/plain", "data": "%%%"}]}}]})),
             ("conditions", json!(null)),
             ("conditions", json!(7)),
             ("unasked", json!([1, 2])),
@@ -939,6 +1094,10 @@ mod tests {
             r#","prefetch":[]}"#,
             r#","prefetch":null}"#,
             r#","prefetch":{"patient":{"resourceType":"Pat\u0069ent","id":"p1"}}}"#,
+            r#","prefetch":{"conditions":{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Condition","resourceType":"Condition"}}]}}}"#,
+            r#","prefetch":{"conditions":{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Encounter","resourceType":"Encounter"}}]}}}"#,
+            r#","prefetch":{"conditions":{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Cond\u0069tion","id":"c"}}]}}}"#,
+            r#","prefetch":{"conditions":{"resourceType":"Bundle","entry":[{"resource":{"resource\u0054ype":"Condition","id":"c"}}]}}}"#,
         ] {
             same_as_reference(&format!("{text}{tail}"), Hook::OrderSelect);
         }
