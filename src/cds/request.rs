@@ -14,6 +14,7 @@ use vcf_engine::evaluate::{DraftOrder, Hook};
 use vcf_engine::fhir::{
     AnyResource, Bundle, BundleLink, FhirResource, InputError, OperationOutcome,
     OperationOutcomeIssue, Patient, ServiceRequest, join_path, parse_at, require_object,
+    scan_resource_type,
 };
 
 /// `fhirAuthorization` (the access token is never logged: `Debug` redacts it).
@@ -749,6 +750,29 @@ fn parse_draft_orders(
         let Some(res) = entry.resource else {
             return Err(InputError::new(epath, "required element is missing"));
         };
+        // A ServiceRequest (the usual draft order) is parsed once: when that succeeds, the
+        // generic header parse below would give the same type and id (issue 12).
+        if scan_resource_type(res.get()) == Some("ServiceRequest")
+            && let Ok(sr) = ServiceRequest::parse(res.get(), &epath)
+        {
+            check_subject(&sr, patient_id, &epath)?;
+            if let Some(id) = &sr.id
+                && !is_fhir_id(id)
+            {
+                return Err(InputError::new(
+                    join_path(&epath, "id"),
+                    "must be a FHIR id (1-64 letters, digits, '-' or '.')",
+                ));
+            }
+            orders.push(DraftOrder {
+                resource_type: sr.resource_type.clone(),
+                id: sr.id.clone(),
+                selected: false,
+                raw: res,
+                service_request: Some(sr),
+            });
+            continue;
+        }
         let (resource_type, id, service_request) = match AnyResource::parse(res.get(), &epath)? {
             AnyResource::Other { resource_type, id } => (resource_type, id, None),
             AnyResource::Bundle(_) | AnyResource::OperationOutcome(_) => {
@@ -1079,6 +1103,25 @@ mod tests {
             let mut v = base();
             v["prefetch"] = json!({ key: value });
             same_as_reference(&v.to_string(), Hook::OrderSelect);
+        }
+        let draft = |patch: serde_json::Value| {
+            let mut v = base();
+            let sr = &mut v["context"]["draftOrders"]["entry"][0]["resource"];
+            for (k, x) in patch.as_object().unwrap() {
+                sr[k] = x.clone();
+            }
+            v
+        };
+        for patch in [
+            json!({"id": "s r"}),
+            json!({"status": "pending"}),
+            json!({"subject": {"reference": "Group/1"}}),
+            json!({"subject": {"reference": "#p"}}),
+            json!({"resourceType": "ProcedureRequest"}),
+            json!({"resourceType": "Service-Request"}),
+            json!({"code": 5}),
+        ] {
+            same_as_reference(&draft(patch).to_string(), Hook::OrderSelect);
         }
         let mut v = base();
         v["context"] = json!(["Practitioner/123", "p1"]);
