@@ -448,7 +448,8 @@ pub struct HookRequest {
     pub patient_id: String,
     pub encounter_id: Option<String>,
     pub draft_orders: Vec<DraftOrder>,
-    /// Keys present in the request (absent keys are not in the map).
+    /// Keys present in the request (absent keys are not in the map). The pipeline moves the
+    /// values into the patient record (`Processed::request` has this map empty).
     pub prefetch: BTreeMap<String, PrefetchValue>,
 }
 
