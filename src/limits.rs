@@ -40,6 +40,12 @@ pub fn json_too_deep(bytes: &[u8], max: usize) -> bool {
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            // Indentation of pretty-printed JSON: eight spaces at a time.
+            b' ' => {
+                while bytes.get(i + 1..i + 9) == Some(b"        ") {
+                    i += 8;
+                }
+            }
             _ => {}
         }
         i += 1;
@@ -84,6 +90,13 @@ mod tests {
         // Closing brackets bring the depth back down (and never below zero).
         assert!(!json_too_deep(br#"]]]{"a":[1],"b":[[2]],"c":{"d":[3]}}"#, 3));
         assert!(json_too_deep(br#"]]]{"a":[1],"b":[[2]],"c":{"d":[[3]]}}"#, 3));
+        // Runs of spaces of every length around the eight-at-a-time skip.
+        for n in 0..20 {
+            let pad = " ".repeat(n);
+            let deep = format!("{{{pad}[{pad}[{pad}1]]}}");
+            assert!(json_too_deep(deep.as_bytes(), 2), "{n}");
+            assert!(!json_too_deep(deep.as_bytes(), 3), "{n}");
+        }
     }
 
     /// The byte-by-byte scan the memchr version replaced, as the reference.
@@ -118,7 +131,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn depth_matches_the_bytewise_scan(
-            text in proptest::collection::vec(proptest::sample::select(b"[]{}\"\\a ,".to_vec()), 0..64),
+            text in proptest::collection::vec(proptest::sample::select(b"[]{}\"\\a   ,".to_vec()), 0..64),
             max in 0usize..6,
         ) {
             proptest::prop_assert_eq!(json_too_deep(&text, max), too_deep_bytewise(&text, max));
