@@ -6,6 +6,7 @@
 
 use super::records::SpoolRecord;
 use super::sql::{Bind, bind_all};
+use super::sqlite_writer::{self, Rows, SqliteWriter};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, Row, SqlSafeStr};
@@ -168,6 +169,11 @@ fn migrator() -> Migrator {
             "fewer indexes",
             include_str!("migrations/0006_fewer_indexes.sql"),
         ),
+        m(
+            7,
+            "no hook instance index",
+            include_str!("migrations/0007_no_hook_instance_index.sql"),
+        ),
     ])
 }
 
@@ -180,9 +186,14 @@ pub enum StoreError {
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Spool(String),
+    /// The writer thread or its runtime could not be started, or its connection lock broke.
+    #[error("audit writer: {0}")]
+    Writer(String),
     #[error("the audit store is disabled")]
     Disabled,
 }
@@ -193,6 +204,8 @@ pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
     migrated: AtomicBool,
+    /// SQLite: the audit writer's own connection for inserts (`sqlite_writer`).
+    sqlite: Option<SqliteWriter>,
 }
 
 impl Db {
@@ -226,10 +239,27 @@ impl Db {
                 })
             });
         }
+        let sqlite = match location {
+            AuditDbLocation::Sqlite(path) => {
+                let path = std::path::absolute(path)
+                    .map_err(|e| StoreError::Config(format!("{}: {e}", path.display())))?;
+                Some(SqliteWriter::new(
+                    path,
+                    acquire_timeout,
+                    [
+                        ("audit_calls", CALL_COLUMNS),
+                        ("audit_orders", ORDER_COLUMNS),
+                        ("audit_feedback", FEEDBACK_COLUMNS),
+                    ],
+                ))
+            }
+            AuditDbLocation::Postgres(_) => None,
+        };
         Ok(Db {
             pool: pool.connect_lazy_with(options),
             backend,
             migrated: AtomicBool::new(false),
+            sqlite,
         })
     }
 
@@ -261,6 +291,15 @@ impl Db {
     ) -> Result<(), StoreError> {
         let [calls, orders, feedback] = rows_of(records, delivery, stored_at_ms);
         let cards = cards_to_reconcile(records, delivery);
+        if let Some(w) = &self.sqlite {
+            // Synchronous, on the calling thread: the audit writer has a thread of its own.
+            return w.commit(&Rows {
+                calls,
+                orders,
+                feedback,
+                cards,
+            });
+        }
         let mut tx = self.pool.begin().await?;
         let b = self.backend;
         insert_rows(&mut tx, b, "audit_calls", CALL_COLUMNS, calls).await?;
@@ -307,6 +346,9 @@ impl Db {
     /// True when `e` is a problem with the data of a record (constraint, value out of range),
     /// not with the store: retrying will not help, so the record goes to the dead-letter file.
     pub fn is_record_error(&self, e: &StoreError) -> bool {
+        if let StoreError::Sqlite(e) = e {
+            return sqlite_writer::is_record_error(e);
+        }
         let StoreError::Sql(sqlx::Error::Database(db)) = e else {
             return false;
         };
@@ -320,6 +362,12 @@ impl Db {
                 .map(|c| matches!(c & 0xff, 18..=20))
                 .unwrap_or(false),
         }
+    }
+
+    /// `PRAGMA synchronous` of the SQLite write connection (2 = FULL); `None` on PostgreSQL.
+    #[cfg(test)]
+    pub(super) fn sqlite_synchronous(&self) -> Option<rusqlite::Result<i64>> {
+        self.sqlite.as_ref().map(SqliteWriter::synchronous)
     }
 
     pub async fn close(&self) {
@@ -518,6 +566,58 @@ fn cards_to_reconcile(records: &[&SpoolRecord], delivery: &str) -> Vec<String> {
     cards
 }
 
+/// One row of the reconcile query: (feedback id, accepted suggestion ids as JSON, suggestion
+/// ids issued by one order shown the card as JSON, `suggestion_known` now).
+pub(super) type ReconcileRow = (String, Option<String>, Option<String>, Option<i64>);
+
+/// The reconcile query over `n` cards (`?` or `$N` placeholders by back end).
+pub(super) fn reconcile_select(backend: Backend, n: usize) -> String {
+    let mut sql = String::from(
+        "SELECT f.feedback_id, f.accepted_suggestions, o.suggestion_uuids, f.suggestion_known \
+         FROM audit_feedback f LEFT JOIN audit_orders o ON o.card_uuid = f.card_uuid \
+         WHERE f.outcome = 'accepted' AND f.card_uuid IN (",
+    );
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        match backend {
+            Backend::Sqlite => sql.push('?'),
+            Backend::Postgres => sql.push_str(&format!("${}", i + 1)),
+        }
+    }
+    sql.push(')');
+    sql
+}
+
+/// The `suggestion_known` values that change: (new value, feedback id). One row per (feedback,
+/// order shown the card): a grouped card (issue 13) was shown for several orders, each issuing
+/// its own suggestions, so the card's issued suggestions are the union over its orders.
+pub(super) fn suggestion_known_updates(rows: Vec<ReconcileRow>) -> Vec<(i64, String)> {
+    let list = |v: Option<String>| -> Vec<String> {
+        v.and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default()
+    };
+    // (feedback id, accepted suggestion ids, ids issued on the card, suggestion_known now)
+    type Entry = (String, Vec<String>, Vec<String>, Option<i64>);
+    let mut per_feedback: Vec<Entry> = Vec::new();
+    for (id, accepted, issued, before) in rows {
+        let issued = list(issued);
+        match per_feedback.iter_mut().find(|f| f.0 == id) {
+            Some(f) => f.2.extend(issued),
+            None => per_feedback.push((id, list(accepted), issued, before)),
+        }
+    }
+    per_feedback
+        .into_iter()
+        .filter_map(|(id, accepted, issued, before)| {
+            let known =
+                i64::from(!accepted.is_empty() && accepted.iter().all(|a| issued.contains(a)));
+            (before != Some(known)).then_some((known, id))
+        })
+        .collect()
+}
+
 /// Sets `suggestion_known` on the accepted feedback of `cards` (issue 9): 1 when every accepted
 /// suggestion id was issued on that card, 0 otherwise (including a card this store does not
 /// hold). A client may report an accept for a suggestion it never applied or never got; the
@@ -528,50 +628,16 @@ async fn reconcile_feedback(
     cards: &[String],
 ) -> Result<(), StoreError> {
     for chunk in cards.chunks(200) {
-        let mut sql = String::from(
-            "SELECT f.feedback_id, f.accepted_suggestions, o.suggestion_uuids, f.suggestion_known \
-             FROM audit_feedback f LEFT JOIN audit_orders o ON o.card_uuid = f.card_uuid \
-             WHERE f.outcome = 'accepted' AND f.card_uuid IN (",
-        );
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => sql.push_str(&format!("${}", i + 1)),
-            }
-        }
-        sql.push(')');
+        let sql = reconcile_select(backend, chunk.len());
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for c in chunk {
             q = q.bind(c.clone());
         }
-        let rows = q.fetch_all(&mut **tx).await?;
-        let list = |v: Option<String>| -> Vec<String> {
-            v.and_then(|s| serde_json::from_str(&s).ok())
-                .unwrap_or_default()
-        };
-        // One row per (feedback, order shown the card): a grouped card (issue 13) was shown for
-        // several orders, each issuing its own suggestions, so the card's issued suggestions
-        // are the union over its orders.
-        // (feedback id, accepted suggestion ids, ids issued on the card, suggestion_known now)
-        type Entry = (String, Vec<String>, Vec<String>, Option<i64>);
-        let mut per_feedback: Vec<Entry> = Vec::new();
-        for r in rows {
-            let id: String = r.try_get(0)?;
-            let issued = list(r.try_get(2)?);
-            match per_feedback.iter_mut().find(|f| f.0 == id) {
-                Some(f) => f.2.extend(issued),
-                None => per_feedback.push((id, list(r.try_get(1)?), issued, r.try_get(3)?)),
-            }
+        let mut rows: Vec<ReconcileRow> = Vec::new();
+        for r in q.fetch_all(&mut **tx).await? {
+            rows.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
         }
-        for (id, accepted, issued, before) in per_feedback {
-            let known =
-                i64::from(!accepted.is_empty() && accepted.iter().all(|a| issued.contains(a)));
-            if before == Some(known) {
-                continue;
-            }
+        for (known, id) in suggestion_known_updates(rows) {
             sqlx::query("UPDATE audit_feedback SET suggestion_known = $1 WHERE feedback_id = $2")
                 .bind(known)
                 .bind(id)

@@ -22,6 +22,7 @@ pub mod records;
 pub mod seed;
 pub mod spool;
 mod sql;
+mod sqlite_writer;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod writer;
@@ -168,7 +169,8 @@ struct Inner {
     pseudonymizer: Pseudonymizer,
     location: AuditDbLocation,
     retention_days: u32,
-    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Answers when the writer thread has finished (after [`AuditStore::shutdown`]).
+    writer: Mutex<Option<oneshot::Receiver<()>>>,
     purger: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -184,6 +186,28 @@ impl std::fmt::Debug for AuditStore {
             .field("store", &self.inner.location.describe())
             .finish()
     }
+}
+
+/// Runs the writer on a thread of its own, on a single-threaded runtime. Its SQLite commits are
+/// synchronous (`sqlite_writer`): they block this runtime only, and the hand-off from a web
+/// worker is one wake-up each way. Answers when the writer has finished.
+fn spawn_writer(
+    writer: Writer,
+    rx: mpsc::Receiver<Msg>,
+) -> Result<oneshot::Receiver<()>, StoreError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Writer(format!("cannot build its runtime: {e}")))?;
+    let (done, finished) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("audit-writer".into())
+        .spawn(move || {
+            rt.block_on(writer.run(rx));
+            let _ = done.send(());
+        })
+        .map_err(|e| StoreError::Writer(format!("cannot start its thread: {e}")))?;
+    Ok(finished)
 }
 
 impl AuditStore {
@@ -239,7 +263,7 @@ impl AuditStore {
             paused: false,
             probe: None,
         };
-        let handle = tokio::spawn(writer.run(rx));
+        let handle = spawn_writer(writer, rx)?;
         let store = AuditStore {
             inner: Arc::new(Inner {
                 tx,

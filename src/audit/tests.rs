@@ -52,6 +52,42 @@ both_backends!(pseudonyms, pseudonyms_body);
 both_backends!(export_pages, export_pages_body);
 both_backends!(feedback_truth, feedback_truth_body);
 
+/// SQLite: the writer's own connection (issue 12) commits durably (`synchronous = FULL` on the
+/// WAL database), and a commit answers `Committed` with the rows in the store, read back through
+/// the sqlx pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writer_connection_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AuditStore::open(&settings_in(dir.path(), None))
+        .await
+        .unwrap();
+    let data = seed::generate(5, 1, now(), 3).await.unwrap();
+    for call in &data.calls {
+        assert_eq!(
+            store.record_hook_call(call.clone()).await,
+            Delivery::Committed
+        );
+    }
+    let db = store.db().unwrap();
+    assert_eq!(
+        db.sqlite_synchronous().unwrap().unwrap(),
+        2,
+        "synchronous = FULL"
+    );
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let orders: usize = data.calls.iter().map(|c| c.orders.len()).sum();
+    let (calls, stored_orders, _) = db.counts().await.unwrap();
+    assert_eq!(
+        (calls as usize, stored_orders as usize),
+        (data.calls.len(), orders)
+    );
+    store.shutdown().await;
+}
+
 /// Issue 9: an accept naming a suggestion the card never carried is stored with
 /// `suggestion_known = false`; an accept of an issued suggestion with `true`, also when the
 /// feedback reached the store before its (spooled) evaluation.

@@ -144,12 +144,15 @@ pub trait IdSource {
     fn next_uuid(&mut self) -> uuid::Uuid;
 }
 
-/// Random v4 uuids.
+/// The service's uuids: version 7, a millisecond timestamp followed by 74 random bits (from a
+/// thread-local generator, no system call per uuid). Time-ordered, so the audit store's index
+/// on card uuids grows at its right edge instead of dirtying a random page on every commit
+/// (issue 12); still unique and unguessable enough for card and suggestion ids.
 pub struct RandomIds;
 
 impl IdSource for RandomIds {
     fn next_uuid(&mut self) -> uuid::Uuid {
-        uuid::Uuid::new_v4()
+        uuid::Uuid::now_v7()
     }
 }
 
