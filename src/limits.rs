@@ -88,8 +88,14 @@ mod tests {
         assert!(json_too_deep(br#"{"a":"\\",[[1]]}"#, 2));
         assert!(!json_too_deep(br#"{"a":"\\",[1]}"#, 2));
         // Closing brackets bring the depth back down (and never below zero).
-        assert!(!json_too_deep(br#"]]]{"a":[1],"b":[[2]],"c":{"d":[3]}}"#, 3));
-        assert!(json_too_deep(br#"]]]{"a":[1],"b":[[2]],"c":{"d":[[3]]}}"#, 3));
+        assert!(!json_too_deep(
+            br#"]]]{"a":[1],"b":[[2]],"c":{"d":[3]}}"#,
+            3
+        ));
+        assert!(json_too_deep(
+            br#"]]]{"a":[1],"b":[[2]],"c":{"d":[[3]]}}"#,
+            3
+        ));
         // Runs of spaces of every length around the eight-at-a-time skip.
         for n in 0..20 {
             let pad = " ".repeat(n);

@@ -96,11 +96,9 @@ pub async fn gather(
                 .map(|t| resolve_template(t, &req.patient_id, req.encounter_id.as_deref()))
         };
         let entry = match prefetched.remove(key) {
-            Some(PrefetchValue::Resources { resources, next }) => (
-                key,
-                KeyData::Have(resources),
-                next.map(Pending::NextPage),
-            ),
+            Some(PrefetchValue::Resources { resources, next }) => {
+                (key, KeyData::Have(resources), next.map(Pending::NextPage))
+            }
             Some(PrefetchValue::Null) => (key, KeyData::NoData, template().map(Pending::Template)),
             Some(PrefetchValue::Outcome(oo)) => (
                 key,

@@ -294,7 +294,8 @@ impl<'de> Deserialize<'de> for FastAny {
                         return Err(de::Error::custom("not handled by the fast path"));
                     }
                     _ => {
-                        let rest = OtherRest::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                        let rest =
+                            OtherRest::deserialize(de::value::MapAccessDeserializer::new(map))?;
                         if rest.resource_type.is_some() {
                             return Err(de::Error::custom("duplicate field `resourceType`"));
                         }
@@ -1057,8 +1058,14 @@ mod tests {
             {"resource": {"resourceType": "Condition", "id": "c1", "onsetDateTime": "2024-01-02"}},
             {"resource": {"resourceType": "OperationOutcome", "issue": []}}]});
         let values = [
-            ("patient", json!({"resourceType": "Patient", "id": "p1", "birthDate": "1950-01-01"})),
-            ("patient", json!({"resourceType": "Patient", "birthDate": "1950-13-01"})),
+            (
+                "patient",
+                json!({"resourceType": "Patient", "id": "p1", "birthDate": "1950-01-01"}),
+            ),
+            (
+                "patient",
+                json!({"resourceType": "Patient", "birthDate": "1950-13-01"}),
+            ),
             ("patient", json!({"resourceType": "Patient", "entry": 5})),
             ("patient", json!(["Patient", "p1"])),
             ("patient", bundle.clone()),
@@ -1066,36 +1073,84 @@ mod tests {
             ("patient", json!({"resourceType": 5})),
             ("patient", json!({"id": "p1"})),
             ("conditions", bundle.clone()),
-            ("conditions", json!({"resourceType": "Bundle", "type": "nonsense"})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": {"resource": {}}})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Bundle"}}]})),
-            ("conditions", json!({"resourceType": "Condition", "id": "c1"})),
-            ("conditions", json!({"resourceType": "OperationOutcome", "issue": [{"code": "timeout"}]})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [
-                {"resource": {"id": "c1", "resourceType": "Condition"}}]})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "type": "nonsense"}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": {"resource": {}}}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Bundle"}}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Condition", "id": "c1"}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "OperationOutcome", "issue": [{"code": "timeout"}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"id": "c1", "resourceType": "Condition"}}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [
                 {"fullUrl": "urn:x", "resource": {"resourceType": "Encounter", "id": "e1"}},
-                {"resource": null}, {"fullUrl": "urn:y"}]})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [{"fullUrl": 5}]})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [{"resource": 5}]})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [{"resource": []}]})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [
-                {"resource": {"resourceType": "Foo-Bar"}}]})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [
-                {"resource": {"resourceType": "Encounter", "id": 5}}]})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [
-                {"resource": {"resourceType": "Condition", "onsetDateTime": "2024-02-30"}}]})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [
-                {"resource": {"resourceType": "Condition", "code": {"coding": {}}}}]})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [
-                {"resource": {"resourceType": "OperationOutcome", "issue": 5}}]})),
-            ("conditions", json!({"resourceType": "Bundle", "entry": [
+                {"resource": null}, {"fullUrl": "urn:y"}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [{"fullUrl": 5}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [{"resource": 5}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [{"resource": []}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Foo-Bar"}}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Encounter", "id": 5}}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Condition", "onsetDateTime": "2024-02-30"}}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Condition", "code": {"coding": {}}}}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "OperationOutcome", "issue": 5}}]}),
+            ),
+            (
+                "conditions",
+                json!({"resourceType": "Bundle", "entry": [
                 {"resource": {"resourceType": "Observation", "valueString": "L1 fracture",
                     "derivedFrom": [{"reference": "DiagnosticReport/r"}]}},
                 {"resource": {"resourceType": "DiagnosticReport", "presentedForm": [
                     {"contentType": "text/plain", "data": "bm90IGJhc2U2NA=="}]}},
                 {"resource": {"resourceType": "DiagnosticReport", "presentedForm": [
-                    {"contentType": "text/plain", "data": "%%%"}]}}]})),
+                    {"contentType": "text/plain", "data": "%%%"}]}}]}),
+            ),
             ("conditions", json!(null)),
             ("conditions", json!(7)),
             ("unasked", json!([1, 2])),
