@@ -71,18 +71,21 @@ fn none<T>() -> Option<T> {
 
 /// How `context` reaches validation.
 trait ContextSource {
-    fn into_context(self) -> Result<Context, InputError>;
+    type DraftOrders: DraftOrdersSource;
+    fn into_context(self) -> Result<Context<Self::DraftOrders>, InputError>;
 }
 
 impl ContextSource for Box<RawValue> {
-    fn into_context(self) -> Result<Context, InputError> {
+    type DraftOrders = Box<RawValue>;
+    fn into_context(self) -> Result<Context<Box<RawValue>>, InputError> {
         require_object(self.get(), "context")?;
         parse_at(self.get(), "context")
     }
 }
 
-impl ContextSource for ObjectOnly<Context> {
-    fn into_context(self) -> Result<Context, InputError> {
+impl ContextSource for ObjectOnly<Context<ObjectOnly<Bundle>>> {
+    type DraftOrders = ObjectOnly<Bundle>;
+    fn into_context(self) -> Result<Context<ObjectOnly<Bundle>>, InputError> {
         Ok(self.0)
     }
 }
@@ -374,7 +377,7 @@ impl PrefetchSource for FastPrefetch {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Context {
+struct Context<D> {
     #[serde(default)]
     user_id: Option<String>,
     #[serde(default)]
@@ -383,9 +386,36 @@ struct Context {
     encounter_id: Option<String>,
     #[serde(default)]
     selections: Option<Vec<String>>,
-    #[serde(default)]
-    draft_orders: Option<Box<RawValue>>,
+    /// Raw (`Box<RawValue>`, the reference path) or read in the same pass
+    /// (`ObjectOnly<Bundle>`, the fast path; its entries stay raw either way).
+    #[serde(default = "none")]
+    draft_orders: Option<D>,
 }
+
+/// How `context.draftOrders` reaches validation: as the Bundle `Bundle::parse` would give.
+trait DraftOrdersSource {
+    fn into_bundle(self) -> Result<Bundle, InputError>;
+}
+
+impl DraftOrdersSource for Box<RawValue> {
+    fn into_bundle(self) -> Result<Bundle, InputError> {
+        Bundle::parse(self.get(), DRAFT_ORDERS)
+    }
+}
+
+impl DraftOrdersSource for ObjectOnly<Bundle> {
+    fn into_bundle(self) -> Result<Bundle, InputError> {
+        // As `FhirResource::parse` after the object is read.
+        let bundle = self.0;
+        if bundle.resource_type != "Bundle" {
+            return Err(not_fast());
+        }
+        bundle.validate_fields(DRAFT_ORDERS)?;
+        Ok(bundle)
+    }
+}
+
+const DRAFT_ORDERS: &str = "context.draftOrders";
 
 /// Prefetch object: key -> raw value (`None` for JSON `null`). Rejects duplicate keys, which a
 /// plain map would silently collapse.
@@ -526,7 +556,8 @@ pub fn parse(
 /// The request read in one pass over context and prefetch; `None` when that fails for any
 /// reason (the reference path then names the error).
 fn parse_fast(text: &str, expected: Hook, max_draft_orders: usize) -> Option<HookRequest> {
-    let env: Envelope<ObjectOnly<Context>, FastPrefetch> = serde_json::from_str(text).ok()?;
+    let env: Envelope<ObjectOnly<Context<ObjectOnly<Bundle>>>, FastPrefetch> =
+        serde_json::from_str(text).ok()?;
     validate(env, expected, max_draft_orders).ok()
 }
 
@@ -632,8 +663,8 @@ fn validate<C: ContextSource, P: PrefetchSource>(
             "must be a FHIR id (1-64 letters, digits, '-' or '.')",
         ));
     }
-    let draft_raw = required(ctx.draft_orders, "context.draftOrders")?;
-    let mut draft_orders = parse_draft_orders(&draft_raw, &patient_id, max_draft_orders)?;
+    let draft_bundle = required(ctx.draft_orders, DRAFT_ORDERS)?.into_bundle()?;
+    let mut draft_orders = parse_draft_orders(draft_bundle, &patient_id, max_draft_orders)?;
 
     match expected {
         Hook::OrderSelect => {
@@ -730,12 +761,11 @@ fn validate_authorization(auth: &FhirAuthorization) -> Result<(), InputError> {
 }
 
 fn parse_draft_orders(
-    raw: &RawValue,
+    bundle: Bundle,
     patient_id: &str,
     max: usize,
 ) -> Result<Vec<DraftOrder>, InputError> {
-    let path = "context.draftOrders";
-    let bundle = Bundle::parse(raw.get(), path)?;
+    let path = DRAFT_ORDERS;
     // Bounded work per request (issue 13): refused before any entry is parsed or evaluated.
     if bundle.entry.len() > max {
         return Err(InputError::new(
@@ -1178,6 +1208,20 @@ mod tests {
             json!({"code": 5}),
         ] {
             same_as_reference(&draft(patch).to_string(), Hook::OrderSelect);
+        }
+        let entry = base()["context"]["draftOrders"]["entry"][0].clone();
+        for orders in [
+            json!([entry.clone()]),
+            json!({"resourceType": "List", "entry": [entry.clone()]}),
+            json!({"resourceType": "Bundle", "type": "bogus", "entry": [entry.clone()]}),
+            json!({"resourceType": "Bundle", "entry": entry.clone()}),
+            json!({"resourceType": "Bundle", "entry": vec![entry.clone(); 101]}),
+            json!({"resourceType": "Bundle", "entry": [entry.clone(), {"fullUrl": "urn:x"}]}),
+            json!({"resourceType": "Bundle", "type": "collection", "id": 5, "entry": [entry]}),
+        ] {
+            let mut v = base();
+            v["context"]["draftOrders"] = orders;
+            same_as_reference(&v.to_string(), Hook::OrderSelect);
         }
         let mut v = base();
         v["context"] = json!(["Practitioner/123", "p1"]);
