@@ -126,11 +126,13 @@ pub async fn process_at(
 
 async fn evaluate(
     state: &AppState,
-    request: HookRequest,
+    mut request: HookRequest,
     client: &VerifiedClient,
     metrics: Option<&crate::metrics::Metrics>,
     clock: EngineClock<'_>,
 ) -> Result<Processed, ApiError> {
+    // The prefetched resources move into the patient record (not needed after it).
+    let prefetched = std::mem::take(&mut request.prefetch);
     // No patient data is fetched unless an order of this guideline is to be rated.
     let needs_record = state
         .engine
@@ -140,6 +142,7 @@ async fn evaluate(
         let trust = |server: &str| crate::trust::check_fhir_server(settings, client, server);
         prefetch::gather(
             &request,
+            prefetched,
             &state.prefetch_templates,
             &state.fhir,
             &trust,

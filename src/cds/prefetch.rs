@@ -21,6 +21,7 @@ use crate::cds::request::{HookRequest, PrefetchValue};
 use crate::error::ApiError;
 use futures_util::future::join_all;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
@@ -73,9 +74,11 @@ fn outcome_text(oo: &OperationOutcome) -> String {
     }
 }
 
-/// Gathers the patient record for `req`.
+/// Gathers the patient record for `req`; `prefetched` is its prefetch (taken out of it, so
+/// that the parsed resources move into the record instead of being copied).
 pub async fn gather(
     req: &HookRequest,
+    mut prefetched: BTreeMap<String, PrefetchValue>,
     templates: &Map<String, Value>,
     client: &FhirClient,
     trust: TrustCheck<'_>,
@@ -84,29 +87,31 @@ pub async fn gather(
 ) -> Result<PatientRecord, ApiError> {
     let mut data: Vec<(&str, KeyData, Option<Pending>)> = Vec::with_capacity(KEYS.len());
     for key in KEYS {
-        let template = templates
-            .get(key)
-            .and_then(Value::as_str)
-            .map(|t| resolve_template(t, &req.patient_id, req.encounter_id.as_deref()));
-        let entry = match req.prefetch.get(key) {
-            Some(PrefetchValue::Resources { resources, next }) => (
-                key,
-                KeyData::Have(resources.clone()),
-                next.clone().map(Pending::NextPage),
-            ),
-            Some(PrefetchValue::Null) => (key, KeyData::NoData, template.map(Pending::Template)),
+        // Resolved only for keys that may still be fetched (issue 12: seven string replaces
+        // per call for a full prefetch that never fetches).
+        let template = || {
+            templates
+                .get(key)
+                .and_then(Value::as_str)
+                .map(|t| resolve_template(t, &req.patient_id, req.encounter_id.as_deref()))
+        };
+        let entry = match prefetched.remove(key) {
+            Some(PrefetchValue::Resources { resources, next }) => {
+                (key, KeyData::Have(resources), next.map(Pending::NextPage))
+            }
+            Some(PrefetchValue::Null) => (key, KeyData::NoData, template().map(Pending::Template)),
             Some(PrefetchValue::Outcome(oo)) => (
                 key,
                 KeyData::Unavailable(format!(
                     "the EHR reported an error retrieving {key}: {}",
-                    outcome_text(oo)
+                    outcome_text(&oo)
                 )),
                 None,
             ),
             None => (
                 key,
                 KeyData::Unavailable(format!("`{key}` was not prefetched")),
-                template.map(Pending::Template),
+                template().map(Pending::Template),
             ),
         };
         data.push(entry);

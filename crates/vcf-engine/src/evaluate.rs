@@ -20,7 +20,7 @@ use crate::fhir::{FhirDateTime, ServiceRequest};
 use crate::index::Engine;
 use crate::knowledge::{Category, Fact, ProcedureKind, RatingRow};
 use crate::orders::recognize;
-use crate::rating::{pama_extensions, rating_action};
+use crate::rating::{DraftJson, pama_extensions, rating_action_on};
 
 impl Engine {
     /// Evaluates one hook call: see [`evaluate`].
@@ -69,6 +69,7 @@ pub fn evaluate(
                 index: &index,
                 request,
                 draft,
+                draft_json: DraftJson::new(draft),
                 options,
             }
             .run(ids, &mut response)
@@ -108,6 +109,8 @@ struct OrderRun<'r> {
     index: &'r RecordIndex<'r>,
     request: &'r EvaluationRequest<'r>,
     draft: &'r DraftOrder,
+    /// The draft's JSON, parsed once for the rating update and the `update` suggestions.
+    draft_json: DraftJson<'r>,
     options: &'r Options,
 }
 
@@ -209,6 +212,7 @@ impl<'r> OrderRun<'r> {
             engine: self.engine,
             req: self.request,
             draft: self.draft,
+            draft_json: &self.draft_json,
             sr,
             rec: &rec,
             facts: &facts,
@@ -307,7 +311,7 @@ impl<'r> OrderRun<'r> {
             &consult,
             self.options,
         );
-        if let Some(action) = rating_action(self.draft, ext) {
+        if let Some(action) = rating_action_on(self.draft, &self.draft_json, ext) {
             response.system_actions.push(action);
         }
         ev.pama_rating = Some(pama);

@@ -427,11 +427,18 @@ impl Engine {
             ratings.push(row_of);
         }
 
-        if !problems.is_empty() {
+        let lexicon = match crate::reports::Lexicon::new(&kb) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                problems.push(format!("report phrases cannot be compiled: {e}"));
+                None
+            }
+        };
+        let Some(lexicon) = lexicon.filter(|_| problems.is_empty()) else {
             return Err(KnowledgeError::Invalid(problems));
-        }
+        };
         Ok(Engine {
-            lexicon: crate::reports::Lexicon::new(&kb),
+            lexicon,
             kb,
             system_by_uri,
             systems,

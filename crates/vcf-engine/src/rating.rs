@@ -5,6 +5,7 @@ use crate::cds::{Action, ActionType};
 use crate::knowledge::{Guideline, RatingRow};
 use crate::types::{DraftOrder, Options, PamaRating};
 use serde_json::{Map, Value, json};
+use std::cell::OnceCell;
 
 pub const PAMA_RATING_URL: &str = "http://fhir.org/argonaut/Extension/pama-rating";
 pub const PAMA_RATING_SYSTEM: &str = "http://fhir.org/argonaut/CodeSystem/pama-rating";
@@ -74,7 +75,16 @@ pub fn pama_extensions(
 /// The `update` system action carrying the rating. Earlier PAMA rating extensions on the order
 /// (from a previous call) are replaced; every other member is returned as received.
 pub fn rating_action(draft: &DraftOrder, extensions: Vec<Value>) -> Option<Action> {
-    let mut resource: Map<String, Value> = serde_json::from_str(draft.raw.get()).ok()?;
+    rating_action_on(draft, &DraftJson::new(draft), extensions)
+}
+
+/// [`rating_action`] on the draft's already parsed JSON.
+pub fn rating_action_on(
+    draft: &DraftOrder,
+    json: &DraftJson,
+    extensions: Vec<Value>,
+) -> Option<Action> {
+    let mut resource = json.object()?;
     set_pama_extensions(&mut resource, extensions)?;
     Some(Action {
         action_type: ActionType::Update,
@@ -82,6 +92,30 @@ pub fn rating_action(draft: &DraftOrder, extensions: Vec<Value>) -> Option<Actio
         resource: Some(Value::Object(resource)),
         resource_id: None,
     })
+}
+
+/// A draft order's JSON as an editable object, parsed at most once per evaluation of the order:
+/// the rating update and each `update` suggestion edit their own copy of it (issue 12: each
+/// parsed the raw JSON again).
+pub struct DraftJson<'a> {
+    raw: &'a str,
+    parsed: OnceCell<Option<Map<String, Value>>>,
+}
+
+impl<'a> DraftJson<'a> {
+    pub fn new(draft: &'a DraftOrder) -> DraftJson<'a> {
+        DraftJson {
+            raw: draft.raw.get(),
+            parsed: OnceCell::new(),
+        }
+    }
+
+    /// A copy of the order's JSON object (`None` when it is not one).
+    pub fn object(&self) -> Option<Map<String, Value>> {
+        self.parsed
+            .get_or_init(|| serde_json::from_str(self.raw).ok())
+            .clone()
+    }
 }
 
 /// Replaces the PAMA rating extensions of `resource` with `extensions`, keeping every other

@@ -11,6 +11,7 @@
 //! knowledge file's phrase that matched, never the report's own words.
 
 use crate::knowledge::{Knowledge, ReportFindingDef};
+use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Serialize;
 use std::fmt;
 
@@ -137,43 +138,80 @@ struct Phrase {
     text: String,
     /// Trailing `*`: any word ending.
     open: bool,
+    /// The phrase's pattern in [`Lexicon::matcher`] (one per distinct text).
+    pattern: usize,
 }
 
-impl Phrase {
-    fn new(p: &str) -> Phrase {
-        match p.strip_suffix('*') {
-            Some(t) => Phrase {
-                text: t.to_owned(),
-                open: true,
-            },
-            None => Phrase {
-                text: p.to_owned(),
-                open: false,
-            },
+/// The distinct phrase texts of a lexicon, in pattern order.
+#[derive(Default)]
+struct Patterns {
+    texts: Vec<String>,
+    ids: std::collections::HashMap<String, usize>,
+}
+
+impl Patterns {
+    fn phrase(&mut self, p: &str) -> Phrase {
+        let (text, open) = match p.strip_suffix('*') {
+            Some(t) => (t, true),
+            None => (p, false),
+        };
+        let next = self.texts.len();
+        let pattern = *self.ids.entry(text.to_owned()).or_insert(next);
+        if pattern == next {
+            self.texts.push(text.to_owned());
+        }
+        Phrase {
+            text: text.to_owned(),
+            open,
+            pattern,
         }
     }
-}
 
-fn phrases(list: &[String]) -> Vec<Phrase> {
-    let mut v: Vec<Phrase> = list
-        .iter()
-        .filter(|p| !p.trim_end_matches('*').is_empty())
-        .map(|p| Phrase::new(p))
-        .collect();
-    // Longest first, so that "no evidence of" wins over "no".
-    v.sort_by_key(|p| std::cmp::Reverse(p.text.len()));
-    v
+    fn phrases(&mut self, list: &[String]) -> Vec<Phrase> {
+        let mut v: Vec<Phrase> = list
+            .iter()
+            .filter(|p| !p.trim_end_matches('*').is_empty())
+            .map(|p| self.phrase(p))
+            .collect();
+        // Longest first, so that "no evidence of" wins over "no".
+        v.sort_by_key(|p| std::cmp::Reverse(p.text.len()));
+        v
+    }
 }
 
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric()
 }
 
-/// Byte spans of every whole-word occurrence of `p` in `text` (lower case).
-fn find_all(text: &str, p: &Phrase, out: &mut Vec<(usize, usize)>) {
-    let mut from = 0;
-    while let Some(i) = text[from..].find(&p.text) {
-        let start = from + i;
+/// Every occurrence of every phrase text in one text (lower case), found in one pass: `(pattern,
+/// start)` sorted, so that one phrase's occurrences are a contiguous run in text order.
+struct Hits(Vec<(usize, usize)>);
+
+impl Hits {
+    fn of(matcher: &AhoCorasick, text: &str) -> Hits {
+        let mut v: Vec<(usize, usize)> = matcher
+            .find_overlapping_iter(text)
+            .map(|m| (m.pattern().as_usize(), m.start()))
+            .collect();
+        v.sort_unstable();
+        Hits(v)
+    }
+
+    /// Start offsets of `pattern`, ascending.
+    fn starts(&self, pattern: usize) -> impl Iterator<Item = usize> + '_ {
+        let from = self.0.partition_point(|h| h.0 < pattern);
+        self.0[from..]
+            .iter()
+            .take_while(move |h| h.0 == pattern)
+            .map(|h| h.1)
+    }
+}
+
+/// Byte spans of every whole-word occurrence of `p` in `text` (lower case); `hits` are the
+/// occurrences of the lexicon's phrase texts in `text` (every substring occurrence, overlapping
+/// ones included, as a repeated `str::find` from one character past each would give).
+fn find_all(text: &str, hits: &Hits, p: &Phrase, out: &mut Vec<(usize, usize)>) {
+    for start in hits.starts(p.pattern) {
         let end = start + p.text.len();
         let left_ok = text[..start]
             .chars()
@@ -195,7 +233,6 @@ fn find_all(text: &str, p: &Phrase, out: &mut Vec<(usize, usize)>) {
             };
             out.push((start, end));
         }
-        from = start + p.text.chars().next().map_or(1, char::len_utf8);
     }
 }
 
@@ -225,6 +262,9 @@ pub struct Lexicon {
     findings: Vec<Finding>,
     spine: Vec<Phrase>,
     modalities: Vec<(String, Vec<Phrase>)>,
+    /// Every distinct phrase text above, searched in one pass per text (issue 12: a substring
+    /// searcher per phrase per clause was a sixth of a hook call's instructions).
+    matcher: AhoCorasick,
 }
 
 /// Separators allowed between the levels of one list ("T12, L1 and L2", "T11-L1").
@@ -344,35 +384,47 @@ fn level_groups(ws: &[Word<'_>], text: &str) -> Vec<LevelGroup> {
 }
 
 impl Lexicon {
-    pub fn new(kb: &Knowledge) -> Lexicon {
+    /// Compiles the report language of `kb`; fails only when the phrases are too many for one
+    /// matcher (the error says why).
+    pub fn new(kb: &Knowledge) -> Result<Lexicon, aho_corasick::BuildError> {
         let l = &kb.report_language;
-        Lexicon {
+        let mut pats = Patterns::default();
+        let cues = vec![
+            (Cue::Pseudo, pats.phrases(&l.pseudo)),
+            (Cue::UncBefore, pats.phrases(&l.uncertainty_before)),
+            (Cue::UncAfter, pats.phrases(&l.uncertainty_after)),
+            (Cue::NegBefore, pats.phrases(&l.negation_before)),
+            (Cue::NegAfter, pats.phrases(&l.negation_after)),
+            (Cue::HistBefore, pats.phrases(&l.history_before)),
+            (Cue::Terminator, pats.phrases(&l.terminators)),
+        ];
+        let findings = kb
+            .report_findings
+            .iter()
+            .map(|f: &ReportFindingDef| Finding {
+                id: f.id.clone(),
+                phrases: pats.phrases(&f.phrases),
+                except: pats.phrases(&f.except),
+            })
+            .collect();
+        let spine = pats.phrases(&l.spine_phrases);
+        let modalities = l
+            .modality_phrases
+            .iter()
+            .map(|m| (m.modality.clone(), pats.phrases(&m.phrases)))
+            .collect();
+        // Standard semantics + overlapping search: every occurrence of every text.
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&pats.texts)?;
+        Ok(Lexicon {
             scope: l.scope_words as usize,
-            cues: vec![
-                (Cue::Pseudo, phrases(&l.pseudo)),
-                (Cue::UncBefore, phrases(&l.uncertainty_before)),
-                (Cue::UncAfter, phrases(&l.uncertainty_after)),
-                (Cue::NegBefore, phrases(&l.negation_before)),
-                (Cue::NegAfter, phrases(&l.negation_after)),
-                (Cue::HistBefore, phrases(&l.history_before)),
-                (Cue::Terminator, phrases(&l.terminators)),
-            ],
-            findings: kb
-                .report_findings
-                .iter()
-                .map(|f: &ReportFindingDef| Finding {
-                    id: f.id.clone(),
-                    phrases: phrases(&f.phrases),
-                    except: phrases(&f.except),
-                })
-                .collect(),
-            spine: phrases(&l.spine_phrases),
-            modalities: l
-                .modality_phrases
-                .iter()
-                .map(|m| (m.modality.clone(), phrases(&m.phrases)))
-                .collect(),
-        }
+            cues,
+            findings,
+            spine,
+            modalities,
+            matcher,
+        })
     }
 
     /// Index of a finding id in the knowledge file.
@@ -383,18 +435,22 @@ impl Lexicon {
     /// Whether a report title / code text names the spine.
     pub fn is_spine_text(&self, text: &str) -> bool {
         let t = text.to_lowercase();
+        let hits = Hits::of(&self.matcher, &t);
         let mut spans = Vec::new();
-        self.spine.iter().for_each(|p| find_all(&t, p, &mut spans));
+        self.spine
+            .iter()
+            .for_each(|p| find_all(&t, &hits, p, &mut spans));
         !spans.is_empty()
     }
 
     /// Modality named by a report title / code text (`MR`, `CT`, ...), the earliest named.
     pub fn modality_of_text(&self, text: &str) -> Option<&str> {
         let t = text.to_lowercase();
+        let hits = Hits::of(&self.matcher, &t);
         let mut best: Option<(usize, &str)> = None;
         for (m, ps) in &self.modalities {
             let mut spans = Vec::new();
-            ps.iter().for_each(|p| find_all(&t, p, &mut spans));
+            ps.iter().for_each(|p| find_all(&t, &hits, p, &mut spans));
             if let Some(s) = spans.iter().map(|s| s.0).min()
                 && best.is_none_or(|(b, _)| s < b)
             {
@@ -422,11 +478,13 @@ impl Lexicon {
         // Word index of the first word starting at or after `byte`.
         let word_at = |byte: usize| ws.partition_point(|w| w.start < byte);
 
+        let hits = Hits::of(&self.matcher, clause);
         // Cues; a cue lying inside a longer cue (of any kind, pseudo included) is dropped.
         let mut cues: Vec<(Cue, usize, usize)> = Vec::new();
         for (kind, ps) in &self.cues {
             let mut spans = Vec::new();
-            ps.iter().for_each(|p| find_all(clause, p, &mut spans));
+            ps.iter()
+                .for_each(|p| find_all(clause, &hits, p, &mut spans));
             cues.extend(spans.into_iter().map(|(s, e)| (*kind, s, e)));
         }
         let inside = |a: &(Cue, usize, usize), b: &(Cue, usize, usize)| {
@@ -470,11 +528,13 @@ impl Lexicon {
         let mut found: Vec<(usize, usize, usize, &Phrase)> = Vec::new();
         for (fi, f) in self.findings.iter().enumerate() {
             let mut ex = Vec::new();
-            f.except.iter().for_each(|p| find_all(clause, p, &mut ex));
+            f.except
+                .iter()
+                .for_each(|p| find_all(clause, &hits, p, &mut ex));
             let mut spans: Vec<(usize, usize, &Phrase)> = Vec::new();
             for p in &f.phrases {
                 let mut s = Vec::new();
-                find_all(clause, p, &mut s);
+                find_all(clause, &hits, p, &mut s);
                 for (a, b) in s {
                     if ex.iter().any(|(x, y)| *x <= a && b <= *y) {
                         continue;

@@ -20,7 +20,7 @@ struct Case {
 #[test]
 fn report_sentence_corpus() {
     let kb = knowledge::load_default().unwrap();
-    let lex = Lexicon::new(&kb);
+    let lex = Lexicon::new(&kb).unwrap();
     let corpus: Corpus = toml::from_str(include_str!("data/report-sentences.toml")).unwrap();
     assert!(
         corpus.case.len() >= 40,
@@ -54,7 +54,7 @@ fn report_sentence_corpus() {
 #[test]
 fn matched_phrases_come_from_the_knowledge_file_not_the_report() {
     let kb = knowledge::load_default().unwrap();
-    let lex = Lexicon::new(&kb);
+    let lex = Lexicon::new(&kb).unwrap();
     let ms = lex.extract("Mrs Example's L1 fracture shows STIR HYPERINTENSITY.");
     let edema = ms.iter().find(|m| m.id == "marrow-edema").unwrap();
     assert_eq!(edema.phrase, "stir hyperintens");

@@ -63,6 +63,8 @@ pub struct CardInput<'a> {
     pub engine: &'a Engine,
     pub req: &'a EvaluationRequest<'a>,
     pub draft: &'a DraftOrder,
+    /// The draft's JSON (parsed once per order; `update` suggestions edit a copy).
+    pub draft_json: &'a crate::rating::DraftJson<'a>,
     pub sr: &'a ServiceRequest,
     pub rec: &'a Recognition,
     pub facts: &'a PatientFacts,

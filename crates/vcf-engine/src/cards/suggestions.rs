@@ -217,7 +217,7 @@ fn update_order(
 ) -> Option<Action> {
     let engine = input.engine;
     let kb = engine.knowledge();
-    let mut resource: Map<String, Value> = serde_json::from_str(input.draft.raw.get()).ok()?;
+    let mut resource: Map<String, Value> = input.draft_json.object()?;
     let coding: Vec<Value> = codings
         .iter()
         .map(|c| {

@@ -823,7 +823,7 @@ impl AnyResource {
 /// (strings skipped, nesting counted) up to that member only. `None` when it is not a plain
 /// string without escapes, or not there: the caller then parses the header with serde, which
 /// also reports malformed JSON.
-fn scan_resource_type(json: &str) -> Option<&str> {
+pub fn scan_resource_type(json: &str) -> Option<&str> {
     let b = json.as_bytes();
     let string_end = |start: usize| -> Option<(usize, bool)> {
         let mut j = start;
