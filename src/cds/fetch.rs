@@ -17,9 +17,23 @@ use vcf_engine::fhir::{AnyResource, OperationOutcome};
 /// Reusable HTTP client for FHIR fetches.
 #[derive(Clone)]
 pub struct FhirClient {
+    /// Used where a thread's own client cannot be built (never expected: same settings).
     http: reqwest::Client,
+    timeout: Duration,
+    /// Tells this client's thread-local copies from another `FhirClient`'s (tests build many).
+    id: u64,
     max_pages: u32,
     max_bytes: usize,
+}
+
+thread_local! {
+    /// Each thread's own HTTP client (issue 12). A pooled connection's task runs on the runtime
+    /// of the thread that opened it; with one client shared by the two actix workers, half of
+    /// the fetches used a connection owned by the other worker, and every request and answer
+    /// crossed threads (an eventfd write and a wake-up each way). With a client per thread,
+    /// each worker's connections stay on its own runtime.
+    static THREAD_CLIENT: std::cell::RefCell<Option<(u64, reqwest::Client)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Where to fetch from and with which token.
@@ -95,11 +109,30 @@ impl FetchError {
 
 impl FhirClient {
     pub fn new(settings: &Settings) -> anyhow::Result<FhirClient> {
-        let http = outbound::client(Duration::from_millis(settings.fhir_timeout_ms))?;
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let timeout = Duration::from_millis(settings.fhir_timeout_ms);
         Ok(FhirClient {
-            http,
+            http: outbound::client(timeout)?,
+            timeout,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             max_pages: settings.fhir_max_pages.max(1),
             max_bytes: settings.fhir_max_response_bytes,
+        })
+    }
+
+    /// This thread's client (built on first use, same settings as `http`).
+    fn thread_client(&self) -> reqwest::Client {
+        THREAD_CLIENT.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            match &*cell {
+                Some((id, client)) if *id == self.id => client.clone(),
+                _ => {
+                    let client =
+                        outbound::client(self.timeout).unwrap_or_else(|_| self.http.clone());
+                    *cell = Some((self.id, client.clone()));
+                    client
+                }
+            }
         })
     }
 
@@ -200,7 +233,7 @@ impl FhirClient {
 
     /// One GET; `Ok(None)` for 404/410.
     async fn get(&self, target: &FetchTarget, url: Url) -> Result<Option<Vec<u8>>, FetchError> {
-        let mut req = self.http.get(url).header(
+        let mut req = self.thread_client().get(url).header(
             ACCEPT,
             HeaderValue::from_static("application/fhir+json, application/json"),
         );
