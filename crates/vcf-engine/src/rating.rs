@@ -4,7 +4,7 @@
 use crate::cds::{Action, ActionType};
 use crate::knowledge::{Guideline, RatingRow};
 use crate::types::{DraftOrder, Options, PamaRating};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::cell::OnceCell;
 
 pub const PAMA_RATING_URL: &str = "http://fhir.org/argonaut/Extension/pama-rating";
@@ -35,6 +35,22 @@ fn pama_display(p: PamaRating) -> &'static str {
     }
 }
 
+/// A JSON object of `members`, built directly (`json!` serializes each value through
+/// `to_value`; issue 12: the PAMA extensions are built three times per rated order).
+pub(crate) fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
+    Value::Object(
+        members
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}
+
+/// A JSON string.
+pub(crate) fn string(s: impl Into<String>) -> Value {
+    Value::String(s.into())
+}
+
 /// The PAMA extensions for one rating (`row` is the ACR row behind it, absent for
 /// `no-criteria-apply`).
 pub fn pama_extensions(
@@ -44,30 +60,48 @@ pub fn pama_extensions(
     consult_id: &str,
     options: &Options,
 ) -> Vec<Value> {
-    let mut coding = vec![json!({
-        "system": PAMA_RATING_SYSTEM,
-        "code": pama.code(),
-        "display": pama_display(pama),
-    })];
+    let mut coding = Vec::with_capacity(3);
+    coding.push(object([
+        ("system", string(PAMA_RATING_SYSTEM)),
+        ("code", string(pama.code())),
+        ("display", string(pama_display(pama))),
+    ]));
     if let Some((row, variant)) = row {
-        coding.push(json!({
-            "system": category_system(guideline),
-            "code": row.category.code(),
-            "display": row.category.label(),
-        }));
-        coding.push(json!({
-            "system": rating_system(guideline),
-            "code": row.rating.to_string(),
-            "display": format!("ACR rating {}/9 ({variant})", row.rating),
-        }));
+        coding.push(object([
+            ("system", string(category_system(guideline))),
+            ("code", string(row.category.code())),
+            ("display", string(row.category.label())),
+        ]));
+        coding.push(object([
+            ("system", string(rating_system(guideline))),
+            ("code", string(row.rating.to_string())),
+            (
+                "display",
+                string(format!("ACR rating {}/9 ({variant})", row.rating)),
+            ),
+        ]));
     }
-    let mut ext = vec![
-        json!({"url": PAMA_RATING_URL, "valueCodeableConcept": {"coding": coding}}),
-        json!({"url": PAMA_CONSULT_ID_URL, "valueUri": consult_id}),
-        json!({"url": PAMA_AUC_APPLIED_URL, "valueUri": guideline.auc_uri}),
-    ];
+    let mut ext = Vec::with_capacity(4);
+    ext.push(object([
+        ("url", string(PAMA_RATING_URL)),
+        (
+            "valueCodeableConcept",
+            object([("coding", Value::Array(coding))]),
+        ),
+    ]));
+    ext.push(object([
+        ("url", string(PAMA_CONSULT_ID_URL)),
+        ("valueUri", string(consult_id)),
+    ]));
+    ext.push(object([
+        ("url", string(PAMA_AUC_APPLIED_URL)),
+        ("valueUri", string(guideline.auc_uri.as_str())),
+    ]));
     if let Some(q) = &options.qcdsm_consulted {
-        ext.push(json!({"url": PAMA_QCDSM_URL, "valueString": q}));
+        ext.push(object([
+            ("url", string(PAMA_QCDSM_URL)),
+            ("valueString", string(q.as_str())),
+        ]));
     }
     ext
 }

@@ -9,10 +9,10 @@ use crate::fhir::{CodeableConcept, ServiceRequest};
 use crate::index::Engine;
 use crate::knowledge::{Category, Procedure, ProcedureKind, Region};
 use crate::orders::region_from_body_site;
-use crate::rating::{pama_extensions, set_pama_extensions};
+use crate::rating::{object, pama_extensions, set_pama_extensions, string};
 use crate::types::{IdSource, PamaRating, SuggestionRecord, SuggestionStyle};
 use fhir_build::{CodingSpec, ConceptSpec, NewServiceRequest};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// Suggestions built for a card.
 #[derive(Debug, Default)]
@@ -220,15 +220,22 @@ fn update_order(
     let mut resource: Map<String, Value> = input.draft_json.object()?;
     let coding: Vec<Value> = codings
         .iter()
-        .map(|c| {
-            let mut v = json!({"system": c.system, "code": c.code});
-            if let Some(d) = &c.display {
-                v["display"] = json!(d);
-            }
-            v
+        .map(|c| match &c.display {
+            Some(d) => object([
+                ("system", string(c.system.as_str())),
+                ("code", string(c.code.as_str())),
+                ("display", string(d.as_str())),
+            ]),
+            None => object([
+                ("system", string(c.system.as_str())),
+                ("code", string(c.code.as_str())),
+            ]),
         })
         .collect();
-    resource.insert("code".into(), json!({"coding": coding, "text": name}));
+    resource.insert(
+        "code".into(),
+        object([("coding", Value::Array(coding)), ("text", string(name))]),
+    );
     let row = engine.rating(alt.variant, alt.procedure)?;
     let pama = match row.category.normalized() {
         Category::UsuallyNotAppropriate => PamaRating::NotAppropriate,
