@@ -51,9 +51,15 @@ pub fn summary(order: &str, rest: &str) -> String {
 pub fn procedure_label(engine: &Engine, procedure: usize, region: Region) -> String {
     let name = &engine.knowledge().procedures[procedure].name;
     if region.is_spine_segment() {
-        let lower = name.to_ascii_lowercase();
-        if let Some(i) = lower.find("spine area of interest") {
-            let end = i + "spine area of interest".len();
+        // ASCII case-insensitive, without a lowercase copy and a substring searcher per call
+        // (issue 12: five labels per rated order).
+        const PHRASE: &[u8] = b"spine area of interest";
+        if let Some(i) = name
+            .as_bytes()
+            .windows(PHRASE.len())
+            .position(|w| w.eq_ignore_ascii_case(PHRASE))
+        {
+            let end = i + PHRASE.len();
             return format!("{}{}{}", &name[..i], region.label(), &name[end..]);
         }
     }
