@@ -3,9 +3,8 @@
 
 use crate::fhir_store::FhirStore;
 use crate::helpers::*;
-use crate::process::ServerProcess;
+use crate::process::{ServerProcess, audit_env};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 const ADMIN: &str = "metrics-test-admin-token";
 
@@ -18,20 +17,6 @@ fn sample(text: &str, series: &str) -> f64 {
         .parse()
         .unwrap()
 }
-
-fn env_in(dir: &std::path::Path) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    env.insert(
-        "VCF_CDS_AUDIT_DB".to_string(),
-        dir.join("audit.sqlite").display().to_string(),
-    );
-    env.insert(
-        "VCF_CDS_AUDIT_SPOOL_DIR".to_string(),
-        dir.join("spool").display().to_string(),
-    );
-    env
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_cards_ratings_fetches_and_audit() {
     let store = FhirStore::start().await;
@@ -42,7 +27,7 @@ async fn metrics_count_requests_cards_ratings_fetches_and_audit() {
         .unwrap();
     assert!(loaded.status.success());
     let dir = tempfile::tempdir().unwrap();
-    let mut env = env_in(dir.path());
+    let mut env = audit_env(dir.path());
     env.insert("VCF_CDS_ADMIN_TOKEN".to_string(), ADMIN.into());
     env.insert("VCF_CDS_FHIR_TIMEOUT_MS".to_string(), "10000".into());
     env.insert("VCF_CDS_FHIR_DEADLINE_MS".to_string(), "20000".into());
@@ -193,7 +178,7 @@ async fn metrics_count_requests_cards_ratings_fetches_and_audit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_listen_serves_metrics_without_a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let mut env = env_in(dir.path());
+    let mut env = audit_env(dir.path());
     env.insert("VCF_CDS_METRICS_LISTEN".to_string(), "127.0.0.1:0".into());
     let server = tokio::task::spawn_blocking(move || ServerProcess::start(&env))
         .await

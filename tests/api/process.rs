@@ -9,6 +9,20 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The environment of a server whose audit store (SQLite) and spool live in `dir`.
+pub fn audit_env(dir: &std::path::Path) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "VCF_CDS_AUDIT_DB".to_string(),
+            dir.join("audit.sqlite").display().to_string(),
+        ),
+        (
+            "VCF_CDS_AUDIT_SPOOL_DIR".to_string(),
+            dir.join("spool").display().to_string(),
+        ),
+    ])
+}
+
 pub struct ServerProcess {
     pub child: Child,
     pub address: String,

@@ -2,8 +2,7 @@
 //! answer (errors included), and named by the access log line and the hook span.
 
 use crate::helpers::*;
-use crate::process::ServerProcess;
-use std::collections::BTreeMap;
+use crate::process::{ServerProcess, audit_env};
 
 fn echoed(r: &reqwest::Response) -> String {
     r.headers()
@@ -70,15 +69,7 @@ async fn incoming_ids_are_echoed_and_missing_or_unsafe_ones_replaced() {
 #[tokio::test]
 async fn access_log_and_hook_span_name_the_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    let mut env = BTreeMap::new();
-    env.insert(
-        "VCF_CDS_AUDIT_DB".to_string(),
-        dir.path().join("a.sqlite").display().to_string(),
-    );
-    env.insert(
-        "VCF_CDS_AUDIT_SPOOL_DIR".to_string(),
-        dir.path().join("spool").display().to_string(),
-    );
+    let env = audit_env(dir.path());
     let server = tokio::task::spawn_blocking(move || ServerProcess::start(&env))
         .await
         .unwrap();

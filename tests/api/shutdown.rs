@@ -5,7 +5,7 @@
 //! response (the server never took it); such a request must not have a record either.
 
 use crate::helpers::*;
-use crate::process::ServerProcess;
+use crate::process::{ServerProcess, audit_env};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -42,12 +42,7 @@ async fn drain_under_load(signal: &str) {
     let stub = slow_fhir(700).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.sqlite");
-    let mut env = BTreeMap::new();
-    env.insert("VCF_CDS_AUDIT_DB".to_string(), db.display().to_string());
-    env.insert(
-        "VCF_CDS_AUDIT_SPOOL_DIR".to_string(),
-        dir.path().join("spool").display().to_string(),
-    );
+    let mut env = audit_env(dir.path());
     env.insert("VCF_CDS_FHIR_TIMEOUT_MS".to_string(), "10000".into());
     env.insert("VCF_CDS_FHIR_DEADLINE_MS".to_string(), "20000".into());
     env.insert("VCF_CDS_SHUTDOWN_GRACE_MS".to_string(), "15000".into());
@@ -194,12 +189,7 @@ async fn grace_period_bounds_the_drain() {
     let stub = slow_fhir(4000).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.sqlite");
-    let mut env = BTreeMap::new();
-    env.insert("VCF_CDS_AUDIT_DB".to_string(), db.display().to_string());
-    env.insert(
-        "VCF_CDS_AUDIT_SPOOL_DIR".to_string(),
-        dir.path().join("spool").display().to_string(),
-    );
+    let mut env = audit_env(dir.path());
     env.insert("VCF_CDS_FHIR_TIMEOUT_MS".to_string(), "10000".into());
     env.insert("VCF_CDS_FHIR_DEADLINE_MS".to_string(), "20000".into());
     env.insert("VCF_CDS_SHUTDOWN_GRACE_MS".to_string(), "300".into());

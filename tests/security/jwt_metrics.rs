@@ -1,9 +1,8 @@
 //! `vcf_cds_jwt_failures_total` by reason, on a real server process verifying JWTs.
 
-use crate::process::ServerProcess;
+use crate::process::{ServerProcess, audit_env};
 use crate::support::{TestKey, claims, jwks};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 const ISS: &str = "https://ehr.example.test";
 const BASE: &str = "http://cds.example.test";
@@ -15,21 +14,13 @@ async fn refused_tokens_are_counted_by_reason() {
     let key = TestKey::es384("k1");
     let jwks_path = dir.path().join("jwks.json");
     std::fs::write(&jwks_path, jwks(&[&key]).to_string()).unwrap();
-    let mut env = BTreeMap::new();
+    let mut env = audit_env(dir.path());
     env.insert(
         "VCF_CDS_TRUSTED_ISSUERS".to_string(),
         format!(r#"[{{iss="{ISS}", jwks_file="{}"}}]"#, jwks_path.display()),
     );
     env.insert("VCF_CDS_PUBLIC_BASE_URL".to_string(), BASE.to_string());
     env.insert("VCF_CDS_ADMIN_TOKEN".to_string(), ADMIN.to_string());
-    env.insert(
-        "VCF_CDS_AUDIT_DB".to_string(),
-        dir.path().join("a.sqlite").display().to_string(),
-    );
-    env.insert(
-        "VCF_CDS_AUDIT_SPOOL_DIR".to_string(),
-        dir.path().join("spool").display().to_string(),
-    );
     let server = tokio::task::spawn_blocking(move || ServerProcess::start(&env))
         .await
         .unwrap();
