@@ -33,7 +33,7 @@ use crate::configuration::{Secret, Settings};
 use db::{AuditDbLocation, Db, StoreError};
 use pseudonym::Pseudonymizer;
 use spool::Spool;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -172,6 +172,18 @@ struct Inner {
     /// Answers when the writer thread has finished (after [`AuditStore::shutdown`]).
     writer: Mutex<Option<oneshot::Receiver<()>>>,
     purger: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Hook calls being evaluated (see [`AuditStore::call_started`]).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// A hook call being evaluated, counted until dropped (see [`AuditStore::call_started`]).
+#[must_use]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The audit trail handle; cheap to clone.
@@ -252,6 +264,7 @@ impl AuditStore {
         counters.store_up.store(store_up, Ordering::Release);
         counters.backlog.store(backlog, Ordering::Release);
         let (tx, rx) = mpsc::channel(8192);
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
             db: db.clone(),
             spool: Arc::new(Mutex::new(spool)),
@@ -262,6 +275,8 @@ impl AuditStore {
             memory: vec![],
             paused: false,
             probe: None,
+            in_flight: in_flight.clone(),
+            group_wait: Duration::from_micros(settings.audit_group_commit_wait_us),
         };
         let handle = spawn_writer(writer, rx)?;
         let store = AuditStore {
@@ -276,6 +291,7 @@ impl AuditStore {
                 retention_days: settings.audit_retention_days,
                 writer: Mutex::new(Some(handle)),
                 purger: Mutex::new(None),
+                in_flight,
             }),
         };
         if settings.audit_retention_days > 0 {
@@ -308,8 +324,17 @@ impl AuditStore {
                 retention_days: 0,
                 writer: Mutex::new(None),
                 purger: Mutex::new(None),
+                in_flight: Arc::new(AtomicUsize::new(0)),
             }),
         }
+    }
+
+    /// Counts a hook call as being evaluated until the guard is dropped (drop it before
+    /// [`AuditStore::record_hook_call`]): the writer holds a group commit open for a moment
+    /// while such calls are about to submit their records (`audit_group_commit_wait_us`).
+    pub fn call_started(&self) -> InFlight {
+        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.inner.in_flight.clone())
     }
 
     /// Records one hook call. Returns once the records are committed (or spooled); never fails.

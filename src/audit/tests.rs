@@ -87,6 +87,58 @@ async fn sqlite_writer_connection_is_durable() {
     store.shutdown().await;
 }
 
+/// Group commit wait (issue 12): while another hook call is being evaluated, a submitted call's
+/// commit waits for it, and both are committed in one transaction; a lone call with nothing in
+/// flight is committed at once (the wait is ten minutes here, so waiting would hang the test);
+/// and a call that never submits holds a commit no longer than the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_waits_for_calls_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings_in(dir.path(), None);
+    settings.audit_group_commit_wait_us = 600_000_000;
+    let store = AuditStore::open(&settings).await.unwrap();
+    let data = seed::generate(4, 1, now(), 5).await.unwrap();
+    let bounded = |f| tokio::time::timeout(Duration::from_secs(60), f);
+
+    // Nothing in flight: committed without waiting, one transaction.
+    let lone = bounded(store.record_hook_call(data.calls[0].clone()))
+        .await
+        .expect("a lone call is committed at once");
+    assert_eq!(lone, Delivery::Committed);
+    assert_eq!(store.metrics().commit_batches, 1);
+
+    // A second call is being evaluated: the first one's commit waits for it.
+    let second = store.call_started();
+    let first = tokio::spawn({
+        let (s, c) = (store.clone(), data.calls[1].clone());
+        async move { s.record_hook_call(c).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!first.is_finished(), "committed while a call was in flight");
+    assert_eq!(store.metrics().records_committed, 1);
+    drop(second);
+    let both = bounded(store.record_hook_call(data.calls[2].clone()))
+        .await
+        .unwrap();
+    assert_eq!(both, Delivery::Committed);
+    assert_eq!(first.await.unwrap(), Delivery::Committed);
+    let m = store.metrics();
+    assert_eq!((m.records_committed, m.commit_batches), (3, 2));
+    store.shutdown().await;
+
+    // A call that never submits (it failed) holds the commit only for the wait.
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings_in(dir.path(), None);
+    settings.audit_group_commit_wait_us = 50_000;
+    let store = AuditStore::open(&settings).await.unwrap();
+    let _stuck = store.call_started();
+    let late = bounded(store.record_hook_call(data.calls[3].clone()))
+        .await
+        .expect("committed once the wait is over");
+    assert_eq!(late, Delivery::Committed);
+    store.shutdown().await;
+}
+
 /// The checkpointer thread copies committed pages into the database file while the store is
 /// open (the writer connection never checkpoints): after more than 512 records the file grows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

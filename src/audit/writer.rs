@@ -6,7 +6,7 @@ use super::Delivery;
 use super::db::Db;
 use super::records::SpoolRecord;
 use super::spool::Spool;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -66,6 +66,8 @@ impl Default for CommitHistograms {
     }
 }
 
+type Jobs = Vec<(Vec<SpoolRecord>, oneshot::Sender<Delivery>)>;
+
 pub(crate) struct Writer {
     pub db: Arc<Db>,
     pub spool: Arc<Mutex<Spool>>,
@@ -79,6 +81,11 @@ pub(crate) struct Writer {
     pub paused: bool,
     /// Background probe of an unavailable store.
     pub probe: Option<tokio::task::JoinHandle<bool>>,
+    /// Hook calls being evaluated whose records have not been submitted yet
+    /// ([`super::AuditStore::call_started`]).
+    pub in_flight: Arc<AtomicUsize>,
+    /// How long a group commit may wait for calls still being evaluated (0: never waits).
+    pub group_wait: Duration,
 }
 
 fn now_ms() -> i64 {
@@ -136,6 +143,9 @@ impl Writer {
                                     Err(_) => break,
                                 }
                             }
+                            if control.is_empty() {
+                                self.gather(&mut rx, &mut jobs, &mut control, n).await;
+                            }
                             self.write(jobs).await;
                             for m in control {
                                 if self.control(m, &mut rx).await {
@@ -157,6 +167,36 @@ impl Writer {
             }
         }
         self.db.close().await;
+    }
+
+    /// Group commit wait: while other hook calls are still being evaluated (their records will
+    /// follow within a fraction of a millisecond), waits up to `group_wait` for them, so that
+    /// one commit and one `fsync` serve more calls. Returns at once when no call is in flight
+    /// (an idle server commits a lone call without delay).
+    async fn gather(
+        &self,
+        rx: &mut mpsc::Receiver<Msg>,
+        jobs: &mut Jobs,
+        control: &mut Vec<Msg>,
+        mut n: usize,
+    ) {
+        if self.group_wait.is_zero() || !self.store_up {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.group_wait;
+        while n < MAX_BATCH && self.in_flight.load(Ordering::Acquire) > 0 {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Msg::Write { records, reply })) => {
+                    n += records.len();
+                    jobs.push((records, reply));
+                }
+                Ok(Some(other)) => {
+                    control.push(other);
+                    return;
+                }
+                Ok(None) | Err(_) => return,
+            }
+        }
     }
 
     /// Handles Flush / Shutdown; true when the writer must stop.
@@ -203,7 +243,7 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, jobs: Vec<(Vec<SpoolRecord>, oneshot::Sender<Delivery>)>) {
+    async fn write(&mut self, jobs: Jobs) {
         let refs: Vec<&SpoolRecord> = jobs.iter().flat_map(|(r, _)| r.iter()).collect();
         let n = refs.len() as u64;
         let delivery = if self.store_up {

@@ -68,6 +68,7 @@ pub async fn call_service(
     let id = path.into_inner();
     let service = crate::routes::service_or_404(&id)?;
     let bytes = body::read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let in_flight = state.audit.call_started();
     // security (issue 5): the client verified by the auth middleware (Anonymous in open mode).
     let client = req
         .extensions()
@@ -95,6 +96,7 @@ pub async fn call_service(
     // request and evaluation are not needed after this: their parts move into the record.
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (record, body) = processed.into_audit_record(service, received_at, latency_ms);
+    drop(in_flight);
     state.audit.record_hook_call(record).await;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
