@@ -29,6 +29,20 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Kills the server process when the test ends, also when an assertion fails before the
+/// scenario's own kill (a panicking test must not leave a server running).
+struct KillOnDrop(Arc<Mutex<Child>>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let mut child = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if child.try_wait().ok().flatten().is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn start(dir: &Path, port: u16, audit_db: &str, run: u32) -> Child {
     let log = std::fs::File::create(dir.join(format!("serve-{run}.log"))).unwrap();
     Command::new(env!("CARGO_BIN_EXE_vcf-cds"))
@@ -166,6 +180,7 @@ async fn scenario(name: &str, first_db: &str, second_db: &str, kill_after: Durat
     let second_db = second_db.replace("{dir}", &dir.path().display().to_string());
 
     let child = Arc::new(Mutex::new(start(dir.path(), port, &first_db, 1)));
+    let _first = KillOnDrop(child.clone());
     wait_ready(&client, &base, false).await;
     let result = load_and_kill(&base, child, kill_after).await;
     assert!(
@@ -176,12 +191,11 @@ async fn scenario(name: &str, first_db: &str, second_db: &str, kill_after: Durat
 
     // Restart on the same spool (and store), let it replay.
     let restart = Instant::now();
-    let mut child = start(dir.path(), port, &second_db, 2);
+    let second = KillOnDrop(Arc::new(Mutex::new(start(dir.path(), port, &second_db, 2))));
     let ready = wait_ready(&client, &base, true).await;
     let replay = restart.elapsed();
     let (stored, rows) = stored_hook_instances(&second_db).await;
-    child.kill().unwrap();
-    let _ = child.wait();
+    drop(second);
 
     let lost: Vec<&String> = result.answered.difference(&stored).collect();
     let figures = json!({
