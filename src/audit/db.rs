@@ -517,7 +517,7 @@ fn rows_of(records: &[&SpoolRecord], delivery: &str, stored_at_ms: i64) -> [Vec<
                         t(&json_list(&o.deciding_facts)),
                         ot(&o.card_uuid),
                         t(&json_list(&o.suggestion_uuids)),
-                        t(&serde_json::to_string(&o.suggestions).unwrap_or_else(|_| "[]".into())),
+                        t(o.suggestions.get()),
                         t(&json_list(&o.safety_notes)),
                         t(&c.source),
                         ot(&c.run_id),

@@ -92,12 +92,59 @@ pub struct StoredOrder {
     pub deciding_facts: Vec<String>,
     pub card_uuid: Option<String>,
     pub suggestion_uuids: Vec<String>,
-    /// The alternatives offered (procedure, rating, category, label, codes, uuid, recommended).
+    /// The alternatives offered (procedure, rating, category, label, codes, uuid, recommended):
+    /// a JSON array.
     #[serde(default)]
-    pub suggestions: Vec<serde_json::Value>,
+    pub suggestions: JsonText,
     /// Alternatives withheld and safety notes shown on the card.
     #[serde(default)]
     pub safety_notes: Vec<String>,
+}
+
+/// A JSON value kept as its text. Serialized once where the record is made (on the web worker)
+/// and then bound to its column and written to the spool as it is (issue 12: as a
+/// `serde_json::Value` tree it was built, converted to text and freed again, the last two on
+/// the audit writer's thread).
+#[derive(Debug, Clone)]
+pub struct JsonText(Box<serde_json::value::RawValue>);
+
+impl JsonText {
+    /// `value` as JSON text (`[]` if it cannot be serialized, which the types used here cannot).
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> JsonText {
+        serde_json::value::to_raw_value(value).map_or_else(|_| JsonText::default(), JsonText)
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl Default for JsonText {
+    /// An empty array (spool lines written before the column existed have none).
+    fn default() -> JsonText {
+        JsonText(serde_json::value::RawValue::from_string("[]".into()).expect("valid JSON"))
+    }
+}
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &JsonText) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonText {
+    /// Through a `Value`: a spool line is an internally tagged enum, whose buffered content a
+    /// `RawValue` cannot be read from. Only spool replay reads records back, so the detour is
+    /// not on the answer's path.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<JsonText, D::Error> {
+        serde_json::Value::deserialize(d).map(|v| JsonText::of(&v))
+    }
 }
 
 /// One validated feedback entry as stored.
@@ -225,11 +272,7 @@ impl StoredOrder {
                 .collect(),
             card_uuid: o.card_uuid.clone(),
             suggestion_uuids: o.suggestion_uuids.clone(),
-            suggestions: o
-                .suggestions
-                .iter()
-                .filter_map(|s| serde_json::to_value(s).ok())
-                .collect(),
+            suggestions: JsonText::of(&o.suggestions),
             safety_notes: o.safety_notes.clone(),
         }
     }
@@ -244,6 +287,53 @@ mod tests {
         let t = time::macros::datetime!(2026-03-01 10:05:31.250 UTC);
         let ms = epoch_ms(t);
         assert_eq!(ms_to_rfc3339(ms), "2026-03-01T10:05:31.25Z");
+    }
+
+    /// Suggestions are kept as JSON text; a spool line (an internally tagged enum) reads them
+    /// back, also the lines written before issue 12 (keys in sorted order) and those written
+    /// before the column existed (no `suggestions` member).
+    #[test]
+    fn suggestions_text_survives_the_spool() {
+        let sugg = serde_json::json!([{"category": "usually-appropriate", "codes": ["http://www.ama-assn.org/go/cpt|72148"], "label": "Change", "procedure_id": "MRI_SPINE_WO", "rating": 9, "recommended": true, "uuid": "u1"}]);
+        let mut line = serde_json::json!({
+            "kind": "call", "call_id": "c", "received_at_ms": 1, "service_id": "s",
+            "hook": "order-select", "hook_instance": "h", "user_id": "u", "patient_id": "p",
+            "encounter_id": null, "fhir_server": null, "knowledge_version": "k",
+            "guideline_id": "g", "latency_ms": 1.0, "pseudonymized": false,
+            "orders": [{
+                "order_index": 0, "order_ref": "ServiceRequest/o", "order_codes": [],
+                "selected": true, "outcome": "rated", "procedure_id": null,
+                "procedure_name": null, "region": null, "contrast": null, "matched_code": null,
+                "candidate_variants": [], "chosen_variant": null, "rating": null,
+                "category": null, "evidence": null, "pama_rating": null, "consult_id": null,
+                "assumptions": [], "deciding_facts": [], "card_uuid": null,
+                "suggestion_uuids": ["u1"], "suggestions": sugg.clone()
+            }]
+        });
+        let read = |v: &serde_json::Value| -> StoredOrder {
+            match serde_json::from_str::<SpoolRecord>(&v.to_string()).unwrap() {
+                SpoolRecord::Call(c) => c.orders.into_iter().next().unwrap(),
+                SpoolRecord::Feedback(_) => panic!("a call"),
+            }
+        };
+        let order = read(&line);
+        let text: serde_json::Value = serde_json::from_str(order.suggestions.get()).unwrap();
+        assert_eq!(text, sugg);
+        // Written again and read back: the same text.
+        let again = serde_json::to_string(&SpoolRecord::Call(StoredCall {
+            orders: vec![order.clone()],
+            ..match serde_json::from_str::<SpoolRecord>(&line.to_string()).unwrap() {
+                SpoolRecord::Call(c) => c,
+                SpoolRecord::Feedback(_) => unreachable!(),
+            }
+        }))
+        .unwrap();
+        assert_eq!(read(&serde_json::from_str(&again).unwrap()), order);
+        line["orders"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("suggestions");
+        assert_eq!(read(&line).suggestions.get(), "[]");
     }
 
     #[test]
