@@ -8,14 +8,15 @@
 # serde_json::Value, answers a fixed small card) and `examples/fhir_stub.rs` (a loopback FHIR
 # server answering the five prefetch queries from the request file's prefetch). Starts all three
 # on free loopback ports (the service with its default durable SQLite audit store in a temporary
-# directory on disk), then for each row runs wrk against the baseline and then the service:
+# directory on disk), then for each row runs wrk against the baseline, the service and the
+# baseline again (the ratio uses the mean of the two baseline runs):
 #   - the prefetch request at 32 and 4 connections;
 #   - the fetch-mode request (no prefetch, `fhirServer` = the stub: 5 FHIR queries per call)
 #     at 32 and 4 connections (the baseline gets the same, smaller, body);
 #   - GET /cds-services at 32 connections;
 # and an idle single request (wrk, one connection, one call at a time 20 ms apart). Every POST
 # carries a fresh hookInstance. Prints requests/s, p50, p99, max, non-2xx, peak RSS (VmHWM) and
-# the ratio to the baseline. Bounded in time (about 10 x DURATION + 2 x IDLE_DURATION + 1 min
+# the ratio to the baseline. Bounded in time (about 15 x DURATION + 2 x IDLE_DURATION + 1 min
 # after the build); stops everything it started, also on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -164,23 +165,28 @@ echo "== $(nproc) cores shared by wrk ($threads threads), the servers and the FH
   "load average before: $load_before; $duration per row"
 rows=()
 fmt_ms() { awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'; }
+# The baseline runs before and after the service and the ratio uses the mean of the two: the
+# machine's speed drifts (the baseline's own figure moved by 20 % over one day), and a baseline
+# measured on one side only would tilt the ratio with it.
 row() { # LABEL CONNECTIONS LUA PATH BODY
-  local b s
-  b=$(run_wrk "$base_port" "$2" "$3" "$4" "$5" "$duration")
+  local b1 s b2
+  b1=$(run_wrk "$base_port" "$2" "$3" "$4" "$5" "$duration")
   s=$(run_wrk "$svc_port" "$2" "$3" "$4" "$5" "$duration")
+  b2=$(run_wrk "$base_port" "$2" "$3" "$4" "$5" "$duration")
   local line
-  line=$(awk -v label="$1" -v c="$2" -v b="$b" -v s="$s" \
+  line=$(awk -v label="$1" -v c="$2" -v b1="$b1" -v b2="$b2" -v s="$s" \
     -v brss="$(rss_mb $base_pid)" -v srss="$(rss_mb $svc_pid)" 'BEGIN {
-      split(b, B, " "); split(s, S, " ");
-      brps = B[1] / (B[2] / 1e6); srps = S[1] / (S[2] / 1e6);
-      printf "| %s | %d | %.0f | %.0f | **%.2f** | %.2f ms | %.2f ms | %.2f ms | %d | %d | %s MB | %s MB |",
-        label, c, srps, brps, srps / brps, S[3] / 1000, S[4] / 1000, S[5] / 1000,
+      split(b1, B, " "); split(b2, A, " "); split(s, S, " ");
+      before = B[1] / (B[2] / 1e6); after = A[1] / (A[2] / 1e6);
+      brps = (before + after) / 2; srps = S[1] / (S[2] / 1e6);
+      printf "| %s | %d | %.0f | %.0f (%.0f, %.0f) | **%.2f** | %.2f ms | %.2f ms | %.2f ms | %d | %d | %s MB | %s MB |",
+        label, c, srps, brps, before, after, srps / brps, S[3] / 1000, S[4] / 1000, S[5] / 1000,
         S[6], S[7], srss, brss
     }')
   echo "$line"
   rows+=("$line")
 }
-header="| row | conns | vcf-cds req/s | baseline req/s | ratio | p50 | p99 | max | non-2xx | socket errors | vcf-cds peak RSS | baseline peak RSS |"
+header="| row | conns | vcf-cds req/s | baseline req/s (before, after) | ratio | p50 | p99 | max | non-2xx | socket errors | vcf-cds peak RSS | baseline peak RSS |"
 echo "$header"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 row "prefetch POST" 32 "$tmp/post.lua" "/cds-services/$service" "$tmp/prefetch.json"
