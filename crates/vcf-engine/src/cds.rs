@@ -7,16 +7,74 @@
 use serde::{Deserialize, Serialize};
 
 /// Body of a successful service call.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CdsResponse {
     /// Always present; `[]` when there is no guidance.
     pub cards: Vec<Card>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub system_actions: Vec<Action>,
-    /// Response-level extensions; the legacy PAMA `extension.systemActions` lives here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Response-level extensions (as read from a response; the engine sets none of its own).
+    #[serde(default)]
     pub extension: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Also write `system_actions` as the legacy PAMA `extension.systemActions` (read there by
+    /// the CDS Hooks sandbox's PAMA screen). Written from the same actions when the response is
+    /// serialized, not kept as a second copy (issue 12: the copy was a deep clone of every
+    /// rated draft order's JSON per call).
+    #[serde(skip)]
+    pub legacy_system_actions: bool,
+}
+
+impl Serialize for CdsResponse {
+    /// `cards`, then `systemActions` and `extension` when they have content (never `[]` or
+    /// `{}`); `extension` holds the legacy `systemActions` (see `legacy_system_actions`) after
+    /// any other member.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let legacy = (self.legacy_system_actions && !self.system_actions.is_empty())
+            .then_some(self.system_actions.as_slice());
+        let other = self.extension.as_ref().filter(|m| !m.is_empty());
+        let with_extension = legacy.is_some() || other.is_some();
+        let fields = 1 + usize::from(!self.system_actions.is_empty()) + usize::from(with_extension);
+        let mut st = s.serialize_struct("CdsResponse", fields)?;
+        st.serialize_field("cards", &self.cards)?;
+        if !self.system_actions.is_empty() {
+            st.serialize_field("systemActions", &self.system_actions)?;
+        }
+        if with_extension {
+            st.serialize_field(
+                "extension",
+                &Extension {
+                    other,
+                    system_actions: legacy,
+                },
+            )?;
+        }
+        st.end()
+    }
+}
+
+/// The response's `extension` object as written.
+struct Extension<'a> {
+    other: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    system_actions: Option<&'a [Action]>,
+}
+
+impl Serialize for Extension<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.other.into_iter().flatten() {
+            // One `systemActions` member: the engine's own when it writes the legacy copy.
+            if !(self.system_actions.is_some() && k == "systemActions") {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        if let Some(actions) = self.system_actions {
+            m.serialize_entry("systemActions", actions)?;
+        }
+        m.end()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,25 +241,6 @@ impl Card {
 }
 
 impl Action {
-    /// The action as JSON (a clone; cheaper than serializing through `serde_json::to_value`).
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut m = serde_json::Map::new();
-        let t = match self.action_type {
-            ActionType::Create => "create",
-            ActionType::Update => "update",
-            ActionType::Delete => "delete",
-        };
-        m.insert("type".into(), t.into());
-        m.insert("description".into(), self.description.clone().into());
-        if let Some(r) = &self.resource {
-            m.insert("resource".into(), r.clone());
-        }
-        if let Some(id) = &self.resource_id {
-            m.insert("resourceId".into(), id.clone().into());
-        }
-        serde_json::Value::Object(m)
-    }
-
     /// `delete` carries `resourceId` and no resource; `create` / `update` carry a resource.
     pub fn check(&self) -> Result<(), RuleViolation> {
         match self.action_type {
@@ -263,15 +302,42 @@ mod tests {
         card.check().unwrap();
     }
 
+    /// The legacy `extension.systemActions` is the same JSON as `systemActions`, written only
+    /// when asked for and when there are actions; other extension members are kept, and
+    /// nothing empty is written.
     #[test]
-    fn action_json_matches_serde() {
+    fn legacy_system_actions_are_written_from_the_actions() {
         let a = Action {
             action_type: ActionType::Update,
             description: "d".into(),
             resource: Some(serde_json::json!({"resourceType": "ServiceRequest"})),
             resource_id: None,
         };
-        assert_eq!(a.to_json(), serde_json::to_value(&a).unwrap());
+        let mut r = CdsResponse {
+            system_actions: vec![a],
+            legacy_system_actions: true,
+            ..CdsResponse::default()
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["extension"]["systemActions"], v["systemActions"]);
+        assert_eq!(v["systemActions"][0]["type"], "update");
+        assert_eq!(v.as_object().unwrap().len(), 3);
+        // Another member is kept, a stale `systemActions` member is not doubled.
+        r.extension = serde_json::from_str(r#"{"x": 1, "systemActions": []}"#).unwrap();
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(text.matches("systemActions").count(), 2, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["extension"]["x"], 1);
+        assert_eq!(v["extension"]["systemActions"], v["systemActions"]);
+        // Off, or no actions: no extension; no actions: no systemActions either.
+        r.extension = None;
+        r.legacy_system_actions = false;
+        assert!(serde_json::to_value(&r).unwrap().get("extension").is_none());
+        let empty = CdsResponse {
+            legacy_system_actions: true,
+            ..CdsResponse::default()
+        };
+        assert_eq!(serde_json::to_string(&empty).unwrap(), r#"{"cards":[]}"#);
     }
 
     #[test]

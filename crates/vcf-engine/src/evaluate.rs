@@ -13,7 +13,7 @@ pub use crate::types::{
 };
 
 use crate::cards::{self, CardInput};
-use crate::cds::{Action, Card, CdsResponse};
+use crate::cds::{Card, CdsResponse};
 use crate::classify::{Classification, Verdict, classify, reliance_text, verdict};
 use crate::facts::{FactValue, PatientFacts, RecordIndex};
 use crate::fhir::{FhirDateTime, ServiceRequest};
@@ -81,20 +81,7 @@ pub fn evaluate(
         &mut orders,
         options.group_cards_over,
     );
-    if options.legacy_system_actions && !response.system_actions.is_empty() {
-        let mut m = serde_json::Map::new();
-        m.insert(
-            "systemActions".into(),
-            serde_json::Value::Array(
-                response
-                    .system_actions
-                    .iter()
-                    .map(Action::to_json)
-                    .collect(),
-            ),
-        );
-        response.extension = Some(m);
-    }
+    response.legacy_system_actions = options.legacy_system_actions;
     let kb = engine.knowledge();
     Evaluation {
         knowledge_version: kb.version.clone(),

@@ -1075,7 +1075,8 @@ fn mixed_bundle_on_order_sign() {
         [code(LOINC, "36531-2")]
     );
     // Legacy copy for the sandbox PAMA screen.
-    let legacy = &ev.response.extension.as_ref().unwrap()["systemActions"];
+    let json = serde_json::to_value(&ev.response).unwrap();
+    let legacy = &json["extension"]["systemActions"];
     assert_eq!(legacy.as_array().unwrap().len(), 4);
     let ids: std::collections::HashSet<_> = ev
         .orders
@@ -1113,7 +1114,12 @@ fn options_legacy_off_and_qcdsm() {
         &drafts("v1-ct-thoracic-wo", None),
         &opts,
     );
-    assert!(ev.response.extension.is_none());
+    assert!(
+        serde_json::to_value(&ev.response)
+            .unwrap()
+            .get("extension")
+            .is_none()
+    );
     let res = ev.response.system_actions[0].resource.as_ref().unwrap();
     let ext = res["extension"].as_array().unwrap();
     assert!(ext.iter().any(|e| e["url"]
