@@ -1,5 +1,7 @@
 //! The card of an order whose candidate variants disagree (no rating; the deciding facts).
 
+use super::suggestions::Built;
+use super::text::DETAIL_MAX_CHARS;
 use super::{
     AltScope, CardInput, alternatives, assumed_line, build_suggestions, bullets,
     candidate_conditions, card, radiation_short, source_line, summary,
@@ -20,7 +22,6 @@ pub fn ambiguous_card(
     ids: &mut dyn IdSource,
 ) -> Card {
     let engine = input.engine;
-    let kb = engine.knowledge();
     let class = input.class;
     let card_uuid = ids.next_uuid().to_string();
     let alts = alternatives(
@@ -38,6 +39,63 @@ pub fn ambiguous_card(
         let names: Vec<&str> = deciding.iter().take(2).map(|f| f.name()).collect();
         format!(": ACR rating depends on {}", names.join(" and "))
     };
+    // The usual cuts, and tighter ones when a card with three deciding facts, three
+    // scenarios, assumptions and two withheld alternatives would not fit the detail budget
+    // (a property test found one at 1,602 characters).
+    let mut detail = detail_text(input, ev, deciding, &built, &NORMAL);
+    if detail.chars().count() > DETAIL_MAX_CHARS {
+        detail = detail_text(input, ev, deciding, &built, &TIGHT);
+    }
+    let mut card = card(
+        engine,
+        card_uuid,
+        summary(order, &rest),
+        detail,
+        Indicator::Info,
+    );
+    if !built.suggestions.is_empty() {
+        card.selection_behavior = Some(SelectionBehavior::AtMostOne);
+    }
+    card.suggestions = built.suggestions;
+    ev.suggestions = built.records;
+    ev.safety_notes = built.withheld;
+    card
+}
+
+/// Longest texts (characters) of the parts of an ambiguous card's detail.
+struct Cuts {
+    deciding: usize,
+    scenario: usize,
+    assumed: usize,
+    withheld: usize,
+}
+
+const NORMAL: Cuts = Cuts {
+    deciding: 130,
+    scenario: 110,
+    assumed: 200,
+    withheld: 260,
+};
+
+/// Worst case with these (three deciding facts, three scenarios, assumptions, two withheld
+/// alternatives) about 1,460 characters.
+const TIGHT: Cuts = Cuts {
+    deciding: 90,
+    scenario: 70,
+    assumed: 100,
+    withheld: 140,
+};
+
+fn detail_text(
+    input: &CardInput,
+    ev: &OrderEvaluation,
+    deciding: &[Fact],
+    built: &Built,
+    cuts: &Cuts,
+) -> String {
+    let engine = input.engine;
+    let kb = engine.knowledge();
+    let class = input.class;
     let mut detail = String::from(
         "**Not rated:** the patient fits several ACR scenarios that rate this order differently.",
     );
@@ -48,7 +106,9 @@ pub fn ambiguous_card(
             .iter()
             .take(3)
             .map(|f| match input.facts.get(*f) {
-                FactValue::Unknown(why) => cut_words(&format!("{}: {why}", f.name()), 130),
+                FactValue::Unknown(why) => {
+                    cut_words(&format!("{}: {why}", f.name()), cuts.deciding)
+                }
                 _ => f.name().to_owned(),
             })
             .collect();
@@ -63,7 +123,7 @@ pub fn ambiguous_card(
             let v = &kb.variants[c.variant];
             let cond = candidate_conditions(input.facts, class, i);
             let title = format!("{} {}", v.id, v.title);
-            let head = cut_words(&format!("{title}{cond}"), 110);
+            let head = cut_words(&format!("{title}{cond}"), cuts.scenario);
             match engine.rating(c.variant, input.rec.procedure) {
                 Some(r) => format!("{head}: **{}**, {}/9", r.category.label(), r.rating),
                 None => format!("{head}: not rated"),
@@ -87,28 +147,15 @@ pub fn ambiguous_card(
     {
         detail.push_str(&format!(" Ordered study: {r}."));
     }
-    detail.push_str(&assumed_line(&ev.assumptions, 200));
+    detail.push_str(&assumed_line(&ev.assumptions, cuts.assumed));
     if !built.suggestions.is_empty() {
         detail.push_str(
             "\n\nThe suggestions are Usually appropriate in every one of these scenarios.",
         );
     }
     for w in built.withheld.iter().take(2) {
-        detail.push_str(&format!("\n\n{}", cut_words(w, 260)));
+        detail.push_str(&format!("\n\n{}", cut_words(w, cuts.withheld)));
     }
     detail.push_str(&source_line(engine, None));
-    let mut card = card(
-        engine,
-        card_uuid,
-        summary(order, &rest),
-        detail,
-        Indicator::Info,
-    );
-    if !built.suggestions.is_empty() {
-        card.selection_behavior = Some(SelectionBehavior::AtMostOne);
-    }
-    card.suggestions = built.suggestions;
-    ev.suggestions = built.records;
-    ev.safety_notes = built.withheld;
-    card
+    detail
 }

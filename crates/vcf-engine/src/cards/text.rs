@@ -142,6 +142,10 @@ pub fn assumed_line(assumptions: &[String], max: usize) -> String {
     format!("\n\n**Assumed:** {}", cut_words(&joined.join("; "), max))
 }
 
+/// Longest card detail, in characters: short enough to read at the point of order (issue 9;
+/// the property tests check every card against it).
+pub const DETAIL_MAX_CHARS: usize = 1500;
+
 /// Bulleted list (empty string for no items).
 pub fn bullets(title: &str, items: &[String]) -> String {
     if items.is_empty() {
