@@ -162,10 +162,182 @@ pub struct Action {
     pub description: String,
     /// Whole resource for create / update; never for delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<serde_json::Value>,
+    pub resource: Option<Resource>,
     /// Relative reference (`ServiceRequest/abc`) for delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<String>,
+}
+
+/// The resource an action carries.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    /// Built by the engine (a new order), or read from a response.
+    Json(serde_json::Value),
+    /// The client's draft order with some top-level members replaced.
+    Draft(EditedDraft),
+}
+
+impl Resource {
+    /// The resource as a JSON value (for a [`Resource::Draft`], parsed on first use and kept).
+    pub fn as_value(&self) -> &serde_json::Value {
+        match self {
+            Resource::Json(v) => v,
+            Resource::Draft(d) => d.as_value(),
+        }
+    }
+}
+
+impl From<serde_json::Value> for Resource {
+    fn from(v: serde_json::Value) -> Resource {
+        Resource::Json(v)
+    }
+}
+
+impl PartialEq for Resource {
+    fn eq(&self, other: &Resource) -> bool {
+        self.as_value() == other.as_value()
+    }
+}
+
+impl Serialize for Resource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Resource::Json(v) => v.serialize(s),
+            Resource::Draft(d) => d.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Resource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Resource, D::Error> {
+        serde_json::Value::deserialize(d).map(Resource::Json)
+    }
+}
+
+/// A draft order's top-level members exactly as the client sent them, in its order: read once
+/// per order and shared by every edit of it (the rating update, each `update` suggestion).
+#[derive(Debug)]
+pub struct DraftMembers(Vec<(String, Box<serde_json::value::RawValue>)>);
+
+impl DraftMembers {
+    /// The members of `raw`, a JSON object (`None` for anything else), without the whitespace
+    /// between tokens: a pretty-printed draft is written back as compactly as the rest of the
+    /// response.
+    pub fn parse(raw: &str) -> Option<DraftMembers> {
+        serde_json::from_str(&compact_json(raw)).ok()
+    }
+
+    /// The text of member `key` as sent.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.get())
+    }
+}
+
+impl<'de> Deserialize<'de> for DraftMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DraftMembers, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DraftMembers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<DraftMembers, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    members.push(entry);
+                }
+                Ok(DraftMembers(members))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `json` without the whitespace between its tokens; string contents are kept as they are.
+/// Not a validator: the text was parsed as JSON before, and is parsed again after.
+fn compact_json(json: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = json.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    if out.len() == bytes.len() {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    // Only ASCII whitespace bytes were left out, so the rest is still UTF-8.
+    String::from_utf8(out).map_or(std::borrow::Cow::Borrowed(json), std::borrow::Cow::Owned)
+}
+
+/// A draft order with some top-level members replaced (a new `code`, the PAMA extensions);
+/// every other member is written exactly as the client sent it. Issue 12: each edit was a
+/// deep copy of the parsed draft (a `serde_json::Value` per member, three per rated order).
+#[derive(Debug, Clone)]
+pub struct EditedDraft {
+    members: std::sync::Arc<DraftMembers>,
+    /// Replaced members, and members the draft lacks (written after its own).
+    replaced: Vec<(&'static str, serde_json::Value)>,
+    value: std::sync::OnceLock<serde_json::Value>,
+}
+
+impl EditedDraft {
+    pub fn new(
+        members: std::sync::Arc<DraftMembers>,
+        replaced: Vec<(&'static str, serde_json::Value)>,
+    ) -> EditedDraft {
+        EditedDraft {
+            members,
+            replaced,
+            value: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn replacement(&self, key: &str) -> Option<&serde_json::Value> {
+        self.replaced
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The edited resource as a JSON value, parsed on first use.
+    pub fn as_value(&self) -> &serde_json::Value {
+        self.value
+            .get_or_init(|| serde_json::to_value(self).unwrap_or(serde_json::Value::Null))
+    }
+}
+
+impl Serialize for EditedDraft {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (k, raw) in &self.members.0 {
+            match self.replacement(k) {
+                Some(v) => m.serialize_entry(k, v)?,
+                None => m.serialize_entry(k, raw)?,
+            }
+        }
+        for (k, v) in &self.replaced {
+            if self.members.get(k).is_none() {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,7 +482,7 @@ mod tests {
         let a = Action {
             action_type: ActionType::Update,
             description: "d".into(),
-            resource: Some(serde_json::json!({"resourceType": "ServiceRequest"})),
+            resource: Some(serde_json::json!({"resourceType": "ServiceRequest"}).into()),
             resource_id: None,
         };
         let mut r = CdsResponse {
@@ -340,12 +512,43 @@ mod tests {
         assert_eq!(serde_json::to_string(&empty).unwrap(), r#"{"cards":[]}"#);
     }
 
+    /// Whitespace between tokens goes, whitespace and escapes inside strings stay; an edited
+    /// draft is written compactly, in the client's member order, with the replaced members.
+    #[test]
+    fn drafts_are_written_back_compactly() {
+        assert_eq!(
+            compact_json("{\n  \"a\" : [ 1, 2 ],\t\"b c\": \"x \\\" y\\\\\" }"),
+            r#"{"a":[1,2],"b c":"x \" y\\"}"#
+        );
+        assert!(matches!(
+            compact_json(r#"{"a":"b c"}"#),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let members = DraftMembers::parse(
+            "{ \"resourceType\": \"ServiceRequest\",\n \"extension\": [ {\"url\": \"u\"} ],\n \"id\": \"o 1\" }",
+        )
+        .unwrap();
+        let edited = EditedDraft::new(
+            std::sync::Arc::new(members),
+            vec![
+                ("extension", serde_json::json!([])),
+                ("code", serde_json::json!({"text": "t"})),
+            ],
+        );
+        assert_eq!(
+            serde_json::to_string(&edited).unwrap(),
+            r#"{"resourceType":"ServiceRequest","extension":[],"id":"o 1","code":{"text":"t"}}"#
+        );
+        assert_eq!(edited.as_value()["code"]["text"], "t");
+        assert!(DraftMembers::parse("[1]").is_none());
+    }
+
     #[test]
     fn rules_are_enforced() {
         let delete = Action {
             action_type: ActionType::Delete,
             description: "d".into(),
-            resource: Some(serde_json::json!({})),
+            resource: Some(serde_json::json!({}).into()),
             resource_id: Some("ServiceRequest/1".into()),
         };
         assert!(delete.check().is_err());

@@ -1,11 +1,12 @@
 //! The rating as a system action: an `update` of the draft ServiceRequest exactly as the client
 //! sent it, with the Argonaut PAMA rating extensions added and nothing else changed.
 
-use crate::cds::{Action, ActionType};
+use crate::cds::{Action, ActionType, DraftMembers, EditedDraft, Resource};
 use crate::knowledge::{Guideline, RatingRow};
 use crate::types::{DraftOrder, Options, PamaRating};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::cell::OnceCell;
+use std::sync::Arc;
 
 pub const PAMA_RATING_URL: &str = "http://fhir.org/argonaut/Extension/pama-rating";
 pub const PAMA_RATING_SYSTEM: &str = "http://fhir.org/argonaut/CodeSystem/pama-rating";
@@ -118,22 +119,25 @@ pub fn rating_action_on(
     json: &DraftJson,
     extensions: Vec<Value>,
 ) -> Option<Action> {
-    let mut resource = json.object()?;
-    set_pama_extensions(&mut resource, extensions)?;
+    let members = json.members()?;
+    let extension = pama_extension_list(&members, extensions)?;
     Some(Action {
         action_type: ActionType::Update,
         description: format!("Attach ACR appropriateness rating to {}", draft.reference()),
-        resource: Some(Value::Object(resource)),
+        resource: Some(Resource::Draft(EditedDraft::new(
+            members,
+            vec![("extension", extension)],
+        ))),
         resource_id: None,
     })
 }
 
-/// A draft order's JSON as an editable object, parsed at most once per evaluation of the order:
-/// the rating update and each `update` suggestion edit their own copy of it (issue 12: each
-/// parsed the raw JSON again).
+/// A draft order's top-level members, read at most once per evaluation of the order: the rating
+/// update and each `update` suggestion share them and replace only what they change (issue
+/// 12: each parsed the raw JSON again, then each edited its own deep copy).
 pub struct DraftJson<'a> {
     raw: &'a str,
-    parsed: OnceCell<Option<Map<String, Value>>>,
+    parsed: OnceCell<Option<Arc<DraftMembers>>>,
 }
 
 impl<'a> DraftJson<'a> {
@@ -144,31 +148,28 @@ impl<'a> DraftJson<'a> {
         }
     }
 
-    /// A copy of the order's JSON object (`None` when it is not one).
-    pub fn object(&self) -> Option<Map<String, Value>> {
+    /// The order's members (`None` when its JSON is not an object).
+    pub fn members(&self) -> Option<Arc<DraftMembers>> {
         self.parsed
-            .get_or_init(|| serde_json::from_str(self.raw).ok())
+            .get_or_init(|| DraftMembers::parse(self.raw).map(Arc::new))
             .clone()
     }
 }
 
-/// Replaces the PAMA rating extensions of `resource` with `extensions`, keeping every other
-/// extension in place. `None` when `extension` is present but not an array.
-pub fn set_pama_extensions(
-    resource: &mut Map<String, Value>,
-    extensions: Vec<Value>,
-) -> Option<()> {
-    let list = resource
-        .entry("extension")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    let arr = list.as_array_mut()?;
-    arr.retain(|e| {
+/// The draft's `extension` list with its PAMA rating extensions replaced by `extensions`, every
+/// other extension in place. `None` when `extension` is present but not an array.
+pub fn pama_extension_list(members: &DraftMembers, extensions: Vec<Value>) -> Option<Value> {
+    let mut list: Vec<Value> = match members.get("extension") {
+        Some(raw) => serde_json::from_str(raw).ok()?,
+        None => Vec::new(),
+    };
+    list.retain(|e| {
         !e.get("url")
             .and_then(Value::as_str)
             .is_some_and(|u| u.starts_with(PAMA_URL_PREFIX))
     });
-    arr.extend(extensions);
-    Some(())
+    list.extend(extensions);
+    Some(Value::Array(list))
 }
 
 #[cfg(test)]
@@ -204,7 +205,7 @@ mod tests {
             &Options::default(),
         );
         let a = rating_action(&draft, ext).unwrap();
-        let mut res = a.resource.unwrap();
+        let mut res = a.resource.unwrap().as_value().clone();
         let ext = res.as_object_mut().unwrap().remove("extension").unwrap();
         assert_eq!(res, serde_json::from_str::<Value>(raw).unwrap());
         assert_eq!(

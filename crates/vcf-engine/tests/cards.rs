@@ -242,7 +242,7 @@ fn child_with_an_appropriate_ct_gets_the_mri_switch() {
     assert_eq!(s.actions.len(), 1);
     assert_eq!(s.actions[0].action_type, ActionType::Update);
     assert_eq!(
-        s.actions[0].resource.as_ref().unwrap()["code"]["coding"][0]["code"],
+        s.actions[0].resource.as_ref().unwrap().as_value()["code"]["coding"][0]["code"],
         "72146"
     );
     assert!(c.links.iter().any(|l| l.label.contains("Back Pain-Child")));

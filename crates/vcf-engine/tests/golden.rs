@@ -122,7 +122,7 @@ fn v1_mri_lumbar_with_contrast_is_not_appropriate_mri_without_suggested() {
     let actions = &c.suggestions[0].actions;
     assert_eq!(actions.len(), 1);
     assert_eq!(actions[0].action_type, ActionType::Update);
-    let sr = actions[0].resource.as_ref().unwrap();
+    let sr = actions[0].resource.as_ref().unwrap().as_value();
     assert_eq!(sr["id"], "o-v1a-1");
     assert_eq!(sr["code"]["coding"][0]["code"], "72148");
     assert_eq!(sr["reasonCode"][0]["coding"][0]["code"], "279039007");
@@ -163,7 +163,7 @@ fn v1_mri_lumbar_with_contrast_is_not_appropriate_mri_without_suggested() {
         Some("ServiceRequest/o-v1a-1")
     );
     assert_eq!(actions[1].action_type, ActionType::Create);
-    let sr = actions[1].resource.as_ref().unwrap();
+    let sr = actions[1].resource.as_ref().unwrap().as_value();
     assert_eq!(sr["resourceType"], "ServiceRequest");
     assert_eq!(sr["status"], "draft");
     assert_eq!(sr["intent"], "order");
@@ -670,7 +670,11 @@ fn v8_radionuclide_with_loss_of_height_suggests_pva_and_surgical_referral() {
     let o = order(&ev, "o-v8b-1");
     assert_eq!(suggested(o), ["PVA", "SURGICAL_CONSULT"]);
     let c = card(&ev, o);
-    let referral = c.suggestions[1].actions[1].resource.as_ref().unwrap();
+    let referral = c.suggestions[1].actions[1]
+        .resource
+        .as_ref()
+        .unwrap()
+        .as_value();
     assert_eq!(referral["category"][0]["coding"][0]["code"], "3457005");
     assert_eq!(referral["performerType"]["coding"][0]["code"], "207XS0117X");
     assert_eq!(referral["code"]["text"], "Surgical Consultation");
@@ -1120,7 +1124,11 @@ fn options_legacy_off_and_qcdsm() {
             .get("extension")
             .is_none()
     );
-    let res = ev.response.system_actions[0].resource.as_ref().unwrap();
+    let res = ev.response.system_actions[0]
+        .resource
+        .as_ref()
+        .unwrap()
+        .as_value();
     let ext = res["extension"].as_array().unwrap();
     assert!(ext.iter().any(|e| e["url"]
         == "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted"
@@ -1153,7 +1161,7 @@ fn multi_region_and_unspecified_drafts() {
         .actions
         .iter()
         .filter(|a| a.action_type == ActionType::Create)
-        .map(|a| a.resource.as_ref().unwrap())
+        .map(|a| a.resource.as_ref().unwrap().as_value())
         .collect();
     assert_eq!(creates.len(), 2);
     assert_eq!(creates[0]["code"]["coding"][0]["code"], "72146");

@@ -76,7 +76,7 @@ fn many_orders_with_the_same_warning_get_one_card_naming_them() {
             );
             for a in &s.actions {
                 let target = match a.action_type {
-                    ActionType::Update => a.resource.as_ref().unwrap()["id"]
+                    ActionType::Update => a.resource.as_ref().unwrap().as_value()["id"]
                         .as_str()
                         .map(str::to_owned),
                     ActionType::Delete => a.resource_id.clone(),

@@ -213,7 +213,7 @@ fn mri_suggestion(
         actions.push(Action {
             action_type: ActionType::Create,
             description: format!("Add a draft order: {name}"),
-            resource: Some(resource),
+            resource: Some(resource.into()),
             resource_id: None,
         });
         labels.push(name);

@@ -4,15 +4,15 @@
 use super::CardInput;
 use super::alternatives::{Alternative, gadolinium_note, safety_block};
 use super::text::procedure_label;
-use crate::cds::{Action, ActionType, Suggestion};
+use crate::cds::{Action, ActionType, EditedDraft, Resource, Suggestion};
 use crate::fhir::{CodeableConcept, ServiceRequest};
 use crate::index::Engine;
 use crate::knowledge::{Category, Procedure, ProcedureKind, Region};
 use crate::orders::region_from_body_site;
-use crate::rating::{object, pama_extensions, set_pama_extensions, string};
+use crate::rating::{object, pama_extension_list, pama_extensions, string};
 use crate::types::{IdSource, PamaRating, SuggestionRecord, SuggestionStyle};
 use fhir_build::{CodingSpec, ConceptSpec, NewServiceRequest};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Suggestions built for a card.
 #[derive(Debug, Default)]
@@ -143,7 +143,7 @@ pub fn build_suggestions(
                             actions.push(Action {
                                 action_type: ActionType::Create,
                                 description: format!("Add a draft order: {name}"),
-                                resource: Some(resource),
+                                resource: Some(resource.into()),
                                 resource_id: None,
                             });
                             labels.push(name);
@@ -217,7 +217,7 @@ fn update_order(
 ) -> Option<Action> {
     let engine = input.engine;
     let kb = engine.knowledge();
-    let mut resource: Map<String, Value> = input.draft_json.object()?;
+    let members = input.draft_json.members()?;
     let coding: Vec<Value> = codings
         .iter()
         .map(|c| match &c.display {
@@ -232,10 +232,7 @@ fn update_order(
             ]),
         })
         .collect();
-    resource.insert(
-        "code".into(),
-        object([("coding", Value::Array(coding)), ("text", string(name))]),
-    );
+    let code = object([("coding", Value::Array(coding)), ("text", string(name))]);
     let row = engine.rating(alt.variant, alt.procedure)?;
     let pama = match row.category.normalized() {
         Category::UsuallyNotAppropriate => PamaRating::NotAppropriate,
@@ -249,11 +246,14 @@ fn update_order(
         &consult,
         input.options,
     );
-    set_pama_extensions(&mut resource, ext)?;
+    let extension = pama_extension_list(&members, ext)?;
     Some(Action {
         action_type: ActionType::Update,
         description: format!("Change {} to {name}", input.draft.reference()),
-        resource: Some(Value::Object(resource)),
+        resource: Some(Resource::Draft(EditedDraft::new(
+            members,
+            vec![("code", code), ("extension", extension)],
+        ))),
         resource_id: None,
     })
 }

@@ -156,7 +156,7 @@ pub fn check_invariants(ev: &Evaluation, orders: &[DraftOrder], options: &Option
     assert!(!text.contains("null"), "null in response: {text}");
     for a in &r.system_actions {
         assert_eq!(a.action_type, vcf_engine::cds::ActionType::Update);
-        let res = a.resource.as_ref().unwrap();
+        let res = a.resource.as_ref().unwrap().as_value();
         let mut updated = res.clone();
         let ext = updated
             .as_object_mut()
@@ -200,7 +200,7 @@ pub fn check_invariants(ev: &Evaluation, orders: &[DraftOrder], options: &Option
                 .iter()
                 .filter(|a| a.action_type == vcf_engine::cds::ActionType::Update)
             {
-                check_update_suggestion(a.resource.as_ref().unwrap(), orders);
+                check_update_suggestion(a.resource.as_ref().unwrap().as_value(), orders);
             }
         }
     }
@@ -338,7 +338,7 @@ pub fn card<'a>(ev: &'a Evaluation, o: &OrderEvaluation) -> &'a vcf_engine::cds:
 /// The PAMA code of the rating update for an order, if any.
 pub fn pama_code(ev: &Evaluation, id: &str) -> Option<String> {
     ev.response.system_actions.iter().find_map(|a| {
-        let r = a.resource.as_ref()?;
+        let r = a.resource.as_ref()?.as_value();
         (r["id"] == id).then(|| {
             r["extension"]
                 .as_array()
