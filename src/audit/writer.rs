@@ -68,6 +68,31 @@ impl Default for CommitHistograms {
 
 type Jobs = Vec<(Vec<SpoolRecord>, oneshot::Sender<Delivery>)>;
 
+/// The writes of one group commit, and the control message that ended the group (handled
+/// after the commit).
+struct Group {
+    jobs: Jobs,
+    /// Records in `jobs`.
+    n: usize,
+    control: Option<Msg>,
+}
+
+impl Group {
+    fn open(&self) -> bool {
+        self.control.is_none() && self.n < MAX_BATCH
+    }
+
+    fn add(&mut self, msg: Msg) {
+        match msg {
+            Msg::Write { records, reply } => {
+                self.n += records.len();
+                self.jobs.push((records, reply));
+            }
+            other => self.control = Some(other),
+        }
+    }
+}
+
 pub(crate) struct Writer {
     pub db: Arc<Db>,
     pub spool: Arc<Mutex<Spool>>,
@@ -127,30 +152,12 @@ impl Writer {
                     let Some(msg) = msg else { break };
                     match msg {
                         Msg::Write { records, reply } => {
-                            let mut jobs = vec![(records, reply)];
-                            let mut control = vec![];
-                            let mut n = jobs[0].0.len();
-                            while n < MAX_BATCH {
-                                match rx.try_recv() {
-                                    Ok(Msg::Write { records, reply }) => {
-                                        n += records.len();
-                                        jobs.push((records, reply));
-                                    }
-                                    Ok(other) => {
-                                        control.push(other);
-                                        break;
-                                    }
-                                    Err(_) => break,
-                                }
-                            }
-                            if control.is_empty() {
-                                self.gather(&mut rx, &mut jobs, &mut control, n).await;
-                            }
-                            self.write(jobs).await;
-                            for m in control {
-                                if self.control(m, &mut rx).await {
-                                    return;
-                                }
+                            let group = self.collect(&mut rx, records, reply).await;
+                            self.write(group.jobs).await;
+                            if let Some(m) = group.control
+                                && self.control(m, &mut rx).await
+                            {
+                                return;
                             }
                         }
                         other => {
@@ -169,34 +176,39 @@ impl Writer {
         self.db.close().await;
     }
 
-    /// Group commit wait: while other hook calls are still being evaluated (their records will
-    /// follow within a fraction of a millisecond), waits up to `group_wait` for them, so that
-    /// one commit and one `fsync` serve more calls. Returns at once when no call is in flight
-    /// (an idle server commits a lone call without delay).
-    async fn gather(
+    /// The group of one commit: `first`, whatever has queued up behind it, and then (group
+    /// commit wait) while other hook calls are still being evaluated, whatever they submit
+    /// within `group_wait`: their records follow within a fraction of a millisecond, and one
+    /// commit and one `fsync` then serve them all. No wait when no call is in flight (an idle
+    /// server commits a lone call at once). A control message ends the group.
+    async fn collect(
         &self,
         rx: &mut mpsc::Receiver<Msg>,
-        jobs: &mut Jobs,
-        control: &mut Vec<Msg>,
-        mut n: usize,
-    ) {
-        if self.group_wait.is_zero() || !self.store_up {
-            return;
-        }
-        let deadline = tokio::time::Instant::now() + self.group_wait;
-        while n < MAX_BATCH && self.in_flight.load(Ordering::Acquire) > 0 {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(Msg::Write { records, reply })) => {
-                    n += records.len();
-                    jobs.push((records, reply));
-                }
-                Ok(Some(other)) => {
-                    control.push(other);
-                    return;
-                }
-                Ok(None) | Err(_) => return,
+        first: Vec<SpoolRecord>,
+        reply: oneshot::Sender<Delivery>,
+    ) -> Group {
+        let mut group = Group {
+            n: first.len(),
+            jobs: vec![(first, reply)],
+            control: None,
+        };
+        while group.open() {
+            match rx.try_recv() {
+                Ok(msg) => group.add(msg),
+                Err(_) => break,
             }
         }
+        if self.group_wait.is_zero() || !self.store_up {
+            return group;
+        }
+        let deadline = tokio::time::Instant::now() + self.group_wait;
+        while group.open() && self.in_flight.load(Ordering::Acquire) > 0 {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(msg)) => group.add(msg),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        group
     }
 
     /// Handles Flush / Shutdown; true when the writer must stop.
