@@ -260,11 +260,12 @@ impl<'de> Deserialize<'de> for DraftMembers {
 /// Not a validator: the text was parsed as JSON before, and is parsed again after.
 fn compact_json(json: &str) -> std::borrow::Cow<'_, str> {
     let bytes = json.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    // Copied only from the first whitespace between tokens on: a compact draft (what EHRs
+    // usually send) is returned as it is, without a copy.
+    let mut out: Option<Vec<u8>> = None;
     let (mut in_string, mut escaped) = (false, false);
-    for &b in bytes {
-        if in_string {
-            out.push(b);
+    for (i, &b) in bytes.iter().enumerate() {
+        let keep = if in_string {
             if escaped {
                 escaped = false;
             } else if b == b'\\' {
@@ -272,16 +273,29 @@ fn compact_json(json: &str) -> std::borrow::Cow<'_, str> {
             } else if b == b'"' {
                 in_string = false;
             }
-        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            true
+        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            out.get_or_insert_with(|| {
+                let mut v = Vec::with_capacity(bytes.len());
+                v.extend_from_slice(&bytes[..i]);
+                v
+            });
+            false
+        } else {
             in_string = b == b'"';
-            out.push(b);
+            true
+        };
+        if keep && let Some(o) = out.as_mut() {
+            o.push(b);
         }
     }
-    if out.len() == bytes.len() {
-        return std::borrow::Cow::Borrowed(json);
+    match out {
+        None => std::borrow::Cow::Borrowed(json),
+        // Only ASCII whitespace bytes were left out, so the rest is still UTF-8.
+        Some(o) => {
+            String::from_utf8(o).map_or(std::borrow::Cow::Borrowed(json), std::borrow::Cow::Owned)
+        }
     }
-    // Only ASCII whitespace bytes were left out, so the rest is still UTF-8.
-    String::from_utf8(out).map_or(std::borrow::Cow::Borrowed(json), std::borrow::Cow::Owned)
 }
 
 /// A draft order with some top-level members replaced (a new `code`, the PAMA extensions);
