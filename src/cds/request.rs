@@ -528,8 +528,10 @@ pub fn parse(
 ) -> Result<HookRequest, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("", "request body is not UTF-8 encoded JSON"))?;
-    // security (issue 5): hostile nesting is refused before any deserialization.
-    if crate::limits::json_too_deep(body, crate::limits::MAX_JSON_DEPTH) {
+    // security (issue 5): hostile nesting is refused before any deserialization. The same
+    // pass removes the whitespace between tokens (issue 12: every later pass over a
+    // pretty-printed request skipped it again, byte by byte).
+    let Some(compact) = vcf_engine::json_text::minify(text, crate::limits::MAX_JSON_DEPTH) else {
         return Err(ApiError::bad_request(
             "",
             format!(
@@ -537,8 +539,8 @@ pub fn parse(
                 crate::limits::MAX_JSON_DEPTH
             ),
         ));
-    }
-    require_object(text, "").map_err(|_| {
+    };
+    require_object(&compact, "").map_err(|_| {
         ApiError::bad_request(
             "",
             "request body must be a JSON object (a CDS Hooks request)",
@@ -547,9 +549,11 @@ pub fn parse(
     // The fast path reads context and prefetch in the envelope's pass; it is only taken when
     // it succeeds, and then gives what the reference path below would (any error, or anything
     // it does not handle, and the reference path parses the request again and says what).
-    if let Some(request) = parse_fast(text, expected, max_draft_orders) {
+    if let Some(request) = parse_fast(&compact, expected, max_draft_orders) {
         return Ok(request);
     }
+    // The reference path reads the body as sent, so that its errors point at the client's
+    // lines and columns.
     parse_reference(text, expected, max_draft_orders)
 }
 
@@ -1053,10 +1057,13 @@ mod tests {
         assert!(e.to_string().contains("duplicate prefetch key"), "{e}");
     }
 
-    /// The fast path either declines or gives exactly what the reference path gives.
+    /// The fast path either declines or gives exactly what the reference path gives. `parse`
+    /// hands the fast path the body without the whitespace between tokens (the draft orders'
+    /// raw JSON is then compact too), and the reference path the body as sent (for its errors).
     fn same_as_reference(body: &str, hook: Hook) {
-        let reference = parse_reference(body, hook, 100);
-        if let Some(fast) = parse_fast(body, hook, 100) {
+        let compact = vcf_engine::json_text::minify(body, usize::MAX).unwrap();
+        let reference = parse_reference(&compact, hook, 100);
+        if let Some(fast) = parse_fast(&compact, hook, 100) {
             let Ok(reference) = &reference else {
                 panic!("the fast path accepted what the reference path refuses: {body}");
             };
@@ -1066,7 +1073,16 @@ mod tests {
             return; // refused by parse before either path
         }
         let whole = parse(body.as_bytes(), hook, 100);
-        match (&whole, &reference) {
+        let as_sent = parse_reference(body, hook, 100);
+        assert_eq!(as_sent.is_ok(), reference.is_ok(), "{body}");
+        // What `parse` gives comes from the fast path (on the compact body) or else from the
+        // reference path on the body as sent.
+        let expected = if parse_fast(&compact, hook, 100).is_some() {
+            &reference
+        } else {
+            &as_sent
+        };
+        match (&whole, expected) {
             (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}")),
             (Err(a), Err(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}")),
             _ => panic!("parse and the reference path disagree on {body}"),

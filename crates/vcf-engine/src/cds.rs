@@ -257,45 +257,11 @@ impl<'de> Deserialize<'de> for DraftMembers {
 }
 
 /// `json` without the whitespace between its tokens; string contents are kept as they are.
-/// Not a validator: the text was parsed as JSON before, and is parsed again after.
+/// Not a validator: the text was parsed as JSON before, and is parsed again after. A compact
+/// draft (what EHRs usually send, and every draft of a request the service minified on
+/// arrival) is returned as it is, without a copy.
 fn compact_json(json: &str) -> std::borrow::Cow<'_, str> {
-    let bytes = json.as_bytes();
-    // Copied only from the first whitespace between tokens on: a compact draft (what EHRs
-    // usually send) is returned as it is, without a copy.
-    let mut out: Option<Vec<u8>> = None;
-    let (mut in_string, mut escaped) = (false, false);
-    for (i, &b) in bytes.iter().enumerate() {
-        let keep = if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            true
-        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            out.get_or_insert_with(|| {
-                let mut v = Vec::with_capacity(bytes.len());
-                v.extend_from_slice(&bytes[..i]);
-                v
-            });
-            false
-        } else {
-            in_string = b == b'"';
-            true
-        };
-        if keep && let Some(o) = out.as_mut() {
-            o.push(b);
-        }
-    }
-    match out {
-        None => std::borrow::Cow::Borrowed(json),
-        // Only ASCII whitespace bytes were left out, so the rest is still UTF-8.
-        Some(o) => {
-            String::from_utf8(o).map_or(std::borrow::Cow::Borrowed(json), std::borrow::Cow::Owned)
-        }
-    }
+    crate::json_text::minify(json, usize::MAX).unwrap_or(std::borrow::Cow::Borrowed(json))
 }
 
 /// A draft order with some top-level members replaced (a new `code`, the PAMA extensions);

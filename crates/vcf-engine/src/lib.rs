@@ -17,6 +17,7 @@ pub mod evaluate;
 pub mod facts;
 pub mod fhir;
 pub mod index;
+pub mod json_text;
 pub mod knowledge;
 pub mod orders;
 pub mod rating;
