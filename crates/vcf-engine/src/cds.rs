@@ -266,19 +266,33 @@ fn compact_json(json: &str) -> std::borrow::Cow<'_, str> {
 
 /// A draft order with some top-level members replaced (a new `code`, the PAMA extensions);
 /// every other member is written exactly as the client sent it. Issue 12: each edit was a
-/// deep copy of the parsed draft (a `serde_json::Value` per member, three per rated order).
+/// deep copy of the parsed draft (a `serde_json::Value` per member, three per rated order);
+/// the replaced members are JSON text too, written as they are.
 #[derive(Debug, Clone)]
 pub struct EditedDraft {
     members: std::sync::Arc<DraftMembers>,
     /// Replaced members, and members the draft lacks (written after its own).
-    replaced: Vec<(&'static str, serde_json::Value)>,
+    replaced: Vec<(&'static str, Box<serde_json::value::RawValue>)>,
     value: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl EditedDraft {
+    /// The draft with `replaced` members given as JSON values.
     pub fn new(
         members: std::sync::Arc<DraftMembers>,
         replaced: Vec<(&'static str, serde_json::Value)>,
+    ) -> EditedDraft {
+        let replaced = replaced
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, serde_json::value::to_raw_value(&v).ok()?)))
+            .collect();
+        EditedDraft::with_json(members, replaced)
+    }
+
+    /// The draft with `replaced` members given as JSON text.
+    pub fn with_json(
+        members: std::sync::Arc<DraftMembers>,
+        replaced: Vec<(&'static str, Box<serde_json::value::RawValue>)>,
     ) -> EditedDraft {
         EditedDraft {
             members,
@@ -287,11 +301,11 @@ impl EditedDraft {
         }
     }
 
-    fn replacement(&self, key: &str) -> Option<&serde_json::Value> {
+    fn replacement(&self, key: &str) -> Option<&serde_json::value::RawValue> {
         self.replaced
             .iter()
             .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
+            .map(|(_, v)| v.as_ref())
     }
 
     /// The edited resource as a JSON value, parsed on first use.

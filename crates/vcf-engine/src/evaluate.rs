@@ -298,7 +298,7 @@ impl<'r> OrderRun<'r> {
             &consult,
             self.options,
         );
-        if let Some(action) = rating_action_on(self.draft, &self.draft_json, ext) {
+        if let Some(action) = rating_action_on(self.draft, &self.draft_json, &ext) {
             response.system_actions.push(action);
         }
         ev.pama_rating = Some(pama);

@@ -4,7 +4,7 @@
 use crate::cds::{Action, ActionType, DraftMembers, EditedDraft, Resource};
 use crate::knowledge::{Guideline, RatingRow};
 use crate::types::{DraftOrder, Options, PamaRating};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::cell::OnceCell;
 use std::sync::Arc;
 
@@ -36,95 +36,83 @@ fn pama_display(p: PamaRating) -> &'static str {
     }
 }
 
-/// A JSON object of `members`, built directly (`json!` serializes each value through
-/// `to_value`; issue 12: the PAMA extensions are built three times per rated order).
-pub(crate) fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
-    Value::Object(
-        members
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-    )
-}
-
-/// A JSON string.
-pub(crate) fn string(s: impl Into<String>) -> Value {
-    Value::String(s.into())
-}
-
 /// The PAMA extensions for one rating (`row` is the ACR row behind it, absent for
-/// `no-criteria-apply`).
+/// `no-criteria-apply`), as JSON text: the extension objects, comma-separated, without the
+/// array's brackets. Written as text (issue 12): built as `serde_json::Value` trees, three per
+/// rated order, they were allocated, serialized member by member and freed on every call.
+/// Members are in the order `serde_json` wrote those trees (sorted), so the answer's bytes
+/// did not change.
 pub fn pama_extensions(
     guideline: &Guideline,
     pama: PamaRating,
     row: Option<(&RatingRow, &str)>,
     consult_id: &str,
     options: &Options,
-) -> Vec<Value> {
-    let mut coding = Vec::with_capacity(3);
-    coding.push(object([
-        ("system", string(PAMA_RATING_SYSTEM)),
-        ("code", string(pama.code())),
-        ("display", string(pama_display(pama))),
-    ]));
+) -> String {
+    use crate::json_text::{push_member, push_str};
+    let coding = |o: &mut String, code: &str, display: &str, system: &str| {
+        o.push('{');
+        push_member(o, "code", code);
+        o.push(',');
+        push_member(o, "display", display);
+        o.push(',');
+        push_member(o, "system", system);
+        o.push('}');
+    };
+    let mut o = String::with_capacity(800);
+    o.push_str(r#"{"url":"#);
+    push_str(&mut o, PAMA_RATING_URL);
+    o.push_str(r#","valueCodeableConcept":{"coding":["#);
+    coding(&mut o, pama.code(), pama_display(pama), PAMA_RATING_SYSTEM);
     if let Some((row, variant)) = row {
-        coding.push(object([
-            ("system", string(category_system(guideline))),
-            ("code", string(row.category.code())),
-            ("display", string(row.category.label())),
-        ]));
-        coding.push(object([
-            ("system", string(rating_system(guideline))),
-            ("code", string(row.rating.to_string())),
-            (
-                "display",
-                string(format!("ACR rating {}/9 ({variant})", row.rating)),
-            ),
-        ]));
+        o.push(',');
+        coding(
+            &mut o,
+            row.category.code(),
+            row.category.label(),
+            &category_system(guideline),
+        );
+        o.push(',');
+        coding(
+            &mut o,
+            &row.rating.to_string(),
+            &format!("ACR rating {}/9 ({variant})", row.rating),
+            &rating_system(guideline),
+        );
     }
-    let mut ext = Vec::with_capacity(4);
-    ext.push(object([
-        ("url", string(PAMA_RATING_URL)),
-        (
-            "valueCodeableConcept",
-            object([("coding", Value::Array(coding))]),
-        ),
-    ]));
-    ext.push(object([
-        ("url", string(PAMA_CONSULT_ID_URL)),
-        ("valueUri", string(consult_id)),
-    ]));
-    ext.push(object([
-        ("url", string(PAMA_AUC_APPLIED_URL)),
-        ("valueUri", string(guideline.auc_uri.as_str())),
-    ]));
+    o.push_str("]}},{");
+    push_member(&mut o, "url", PAMA_CONSULT_ID_URL);
+    o.push(',');
+    push_member(&mut o, "valueUri", consult_id);
+    o.push_str("},{");
+    push_member(&mut o, "url", PAMA_AUC_APPLIED_URL);
+    o.push(',');
+    push_member(&mut o, "valueUri", &guideline.auc_uri);
+    o.push('}');
     if let Some(q) = &options.qcdsm_consulted {
-        ext.push(object([
-            ("url", string(PAMA_QCDSM_URL)),
-            ("valueString", string(q.as_str())),
-        ]));
+        o.push_str(",{");
+        push_member(&mut o, "url", PAMA_QCDSM_URL);
+        o.push(',');
+        push_member(&mut o, "valueString", q);
+        o.push('}');
     }
-    ext
+    o
 }
 
 /// The `update` system action carrying the rating. Earlier PAMA rating extensions on the order
 /// (from a previous call) are replaced; every other member is returned as received.
-pub fn rating_action(draft: &DraftOrder, extensions: Vec<Value>) -> Option<Action> {
+pub fn rating_action(draft: &DraftOrder, extensions: &str) -> Option<Action> {
     rating_action_on(draft, &DraftJson::new(draft), extensions)
 }
 
 /// [`rating_action`] on the draft's already parsed JSON.
-pub fn rating_action_on(
-    draft: &DraftOrder,
-    json: &DraftJson,
-    extensions: Vec<Value>,
-) -> Option<Action> {
+pub fn rating_action_on(draft: &DraftOrder, json: &DraftJson, extensions: &str) -> Option<Action> {
     let members = json.members()?;
     let extension = pama_extension_list(&members, extensions)?;
     Some(Action {
         action_type: ActionType::Update,
         description: format!("Attach ACR appropriateness rating to {}", draft.reference()),
-        resource: Some(Resource::Draft(EditedDraft::new(
+        resource: Some(Resource::Draft(EditedDraft::with_json(
             members,
             vec![("extension", extension)],
         ))),
@@ -156,27 +144,48 @@ impl<'a> DraftJson<'a> {
     }
 }
 
-/// The draft's `extension` list with its PAMA rating extensions replaced by `extensions`, every
-/// other extension in place. `None` when `extension` is present but not an array.
-pub fn pama_extension_list(members: &DraftMembers, extensions: Vec<Value>) -> Option<Value> {
-    let mut list: Vec<Value> = match members.get("extension") {
-        Some(raw) => serde_json::from_str(raw).ok()?,
-        None => Vec::new(),
-    };
-    list.retain(|e| {
-        !e.get("url")
-            .and_then(Value::as_str)
-            .is_some_and(|u| u.starts_with(PAMA_URL_PREFIX))
-    });
-    list.extend(extensions);
-    Some(Value::Array(list))
+/// The draft's `extension` list with its PAMA rating extensions replaced by `extensions` (JSON
+/// text from [`pama_extensions`]), every other extension in place exactly as sent. `None`
+/// when `extension` is present but not an array.
+pub fn pama_extension_list(members: &DraftMembers, extensions: &str) -> Option<Box<RawValue>> {
+    /// An extension's `url`, the only member looked at.
+    #[derive(serde::Deserialize)]
+    struct Url<'a> {
+        #[serde(borrow, default)]
+        url: Option<std::borrow::Cow<'a, str>>,
+    }
+    let mut out = String::with_capacity(extensions.len() + 2);
+    out.push('[');
+    if let Some(raw) = members.get("extension") {
+        let list: Vec<&RawValue> = serde_json::from_str(raw).ok()?;
+        for e in list {
+            let pama = serde_json::from_str::<Url>(e.get())
+                .ok()
+                .and_then(|e| e.url)
+                .is_some_and(|u| u.starts_with(PAMA_URL_PREFIX));
+            if !pama {
+                if out.len() > 1 {
+                    out.push(',');
+                }
+                out.push_str(e.get());
+            }
+        }
+    }
+    if !extensions.is_empty() {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(extensions);
+    }
+    out.push(']');
+    RawValue::from_string(out).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::knowledge::Category;
-    use serde_json::value::RawValue;
+    use serde_json::Value;
 
     #[test]
     fn update_adds_only_extensions() {
@@ -204,7 +213,7 @@ mod tests {
             "urn:uuid:00000000-0000-0000-0000-000000000001",
             &Options::default(),
         );
-        let a = rating_action(&draft, ext).unwrap();
+        let a = rating_action(&draft, &ext).unwrap();
         let mut res = a.resource.unwrap().as_value().clone();
         let ext = res.as_object_mut().unwrap().remove("extension").unwrap();
         assert_eq!(res, serde_json::from_str::<Value>(raw).unwrap());
@@ -217,6 +226,82 @@ mod tests {
         assert_eq!(
             a.description,
             "Attach ACR appropriateness rating to ServiceRequest/o1"
+        );
+    }
+
+    /// Earlier PAMA extensions go; every other extension stays exactly as sent (member order,
+    /// escapes, items that are not objects); new ones follow; the text is JSON with the same
+    /// extensions a `Value` would hold.
+    #[test]
+    fn extension_list_replaces_only_pama_extensions() {
+        let draft = r#"{"extension":[{"valueString":"x \"y\"","url":"http://example.org/keep"},{"url":"http://fhir.org/argonaut/Extension/pama-rating-consult-id","valueUri":"urn:uuid:old"},7,{"url":3}]}"#;
+        let members = DraftMembers::parse(draft).unwrap();
+        let list = pama_extension_list(&members, r#"{"url":"new"}"#).unwrap();
+        assert_eq!(
+            list.get(),
+            r#"[{"valueString":"x \"y\"","url":"http://example.org/keep"},7,{"url":3},{"url":"new"}]"#
+        );
+        let none = DraftMembers::parse(r#"{"id":"a"}"#).unwrap();
+        assert_eq!(pama_extension_list(&none, "").unwrap().get(), "[]");
+        assert_eq!(
+            pama_extension_list(&none, r#"{"url":"n"}"#).unwrap().get(),
+            r#"[{"url":"n"}]"#
+        );
+        let not_a_list = DraftMembers::parse(r#"{"extension":{"url":"u"}}"#).unwrap();
+        assert!(pama_extension_list(&not_a_list, "").is_none());
+    }
+
+    /// The text form is what the `Value` form of the same extensions serializes to.
+    #[test]
+    fn extensions_text_is_valid_json_with_every_extension() {
+        let kb = crate::index::test_kb::engine();
+        let g = &kb.knowledge().guideline;
+        let row = RatingRow {
+            procedure: "MRI".into(),
+            rating: 8,
+            median: 8,
+            category: Category::UsuallyAppropriate,
+            evidence: "Limited".into(),
+        };
+        let options = Options {
+            qcdsm_consulted: Some("vcf-cds \"1\"".into()),
+            ..Options::default()
+        };
+        let text = pama_extensions(
+            g,
+            PamaRating::Appropriate,
+            Some((&row, "V2")),
+            "c-1",
+            &options,
+        );
+        let v: Value = serde_json::from_str(&format!("[{text}]")).unwrap();
+        let v = v.as_array().unwrap();
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[0]["url"], PAMA_RATING_URL);
+        let coding = v[0]["valueCodeableConcept"]["coding"].as_array().unwrap();
+        assert_eq!(coding[0]["system"], PAMA_RATING_SYSTEM);
+        assert_eq!(coding[0]["code"], "appropriate");
+        assert_eq!(coding[1]["system"], category_system(g));
+        assert_eq!(coding[2]["display"], "ACR rating 8/9 (V2)");
+        assert_eq!(v[1]["valueUri"], "c-1");
+        assert_eq!(v[2]["valueUri"], g.auc_uri.as_str());
+        assert_eq!(v[3]["valueString"], "vcf-cds \"1\"");
+        // Members in the order serde_json writes a `Value` object (sorted).
+        assert_eq!(serde_json::to_string(&v).unwrap(), format!("[{text}]"));
+        let none = pama_extensions(
+            g,
+            PamaRating::NoCriteriaApply,
+            None,
+            "c",
+            &Options::default(),
+        );
+        let v: Value = serde_json::from_str(&format!("[{none}]")).unwrap();
+        assert_eq!(
+            v[0]["valueCodeableConcept"]["coding"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
         );
     }
 }

@@ -7,12 +7,13 @@ use super::text::procedure_label;
 use crate::cds::{Action, ActionType, EditedDraft, Resource, Suggestion};
 use crate::fhir::{CodeableConcept, ServiceRequest};
 use crate::index::Engine;
+use crate::json_text;
 use crate::knowledge::{Category, Procedure, ProcedureKind, Region};
 use crate::orders::region_from_body_site;
-use crate::rating::{object, pama_extension_list, pama_extensions, string};
+use crate::rating::{pama_extension_list, pama_extensions};
 use crate::types::{IdSource, PamaRating, SuggestionRecord, SuggestionStyle};
 use fhir_build::{CodingSpec, ConceptSpec, NewServiceRequest};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Suggestions built for a card.
 #[derive(Debug, Default)]
@@ -218,21 +219,28 @@ fn update_order(
     let engine = input.engine;
     let kb = engine.knowledge();
     let members = input.draft_json.members()?;
-    let coding: Vec<Value> = codings
-        .iter()
-        .map(|c| match &c.display {
-            Some(d) => object([
-                ("system", string(c.system.as_str())),
-                ("code", string(c.code.as_str())),
-                ("display", string(d.as_str())),
-            ]),
-            None => object([
-                ("system", string(c.system.as_str())),
-                ("code", string(c.code.as_str())),
-            ]),
-        })
-        .collect();
-    let code = object([("coding", Value::Array(coding)), ("text", string(name))]);
+    // `{"coding":[…],"text":…}` as JSON text, members in the order `serde_json` wrote the
+    // `Value` this was built as before (sorted), so the answer's bytes did not change.
+    let mut code = String::with_capacity(256);
+    code.push_str(r#"{"coding":["#);
+    for (i, c) in codings.iter().enumerate() {
+        if i > 0 {
+            code.push(',');
+        }
+        code.push('{');
+        json_text::push_member(&mut code, "code", &c.code);
+        if let Some(d) = &c.display {
+            code.push(',');
+            json_text::push_member(&mut code, "display", d);
+        }
+        code.push(',');
+        json_text::push_member(&mut code, "system", &c.system);
+        code.push('}');
+    }
+    code.push_str("],");
+    json_text::push_member(&mut code, "text", name);
+    code.push('}');
+    let code = RawValue::from_string(code).ok()?;
     let row = engine.rating(alt.variant, alt.procedure)?;
     let pama = match row.category.normalized() {
         Category::UsuallyNotAppropriate => PamaRating::NotAppropriate,
@@ -246,11 +254,11 @@ fn update_order(
         &consult,
         input.options,
     );
-    let extension = pama_extension_list(&members, ext)?;
+    let extension = pama_extension_list(&members, &ext)?;
     Some(Action {
         action_type: ActionType::Update,
         description: format!("Change {} to {name}", input.draft.reference()),
-        resource: Some(Resource::Draft(EditedDraft::new(
+        resource: Some(Resource::Draft(EditedDraft::with_json(
             members,
             vec![("code", code), ("extension", extension)],
         ))),
