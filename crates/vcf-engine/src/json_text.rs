@@ -62,39 +62,6 @@ pub fn minify(text: &str, max_depth: usize) -> Option<Cow<'_, str>> {
     })
 }
 
-/// Appends `s` to `out` as a JSON string literal. Text the engine writes itself (codes, URLs,
-/// labels) rarely needs an escape: it is checked for one and copied as it is, and only
-/// otherwise escaped by `serde_json`.
-pub fn push_str(out: &mut String, s: &str) {
-    if !needs_escape(s.as_bytes()) {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        out.push_str(&serde_json::to_string(s).unwrap_or_default());
-    }
-}
-
-/// True when `bytes` hold a control character, `"` or `\\`. Sixteen bytes at a time without an
-/// early exit inside a block, which the compiler turns into vector compares.
-fn needs_escape(bytes: &[u8]) -> bool {
-    let special = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
-    let mut blocks = bytes.chunks_exact(16);
-    for block in &mut blocks {
-        if block.iter().fold(false, |acc, &b| acc | special(b)) {
-            return true;
-        }
-    }
-    blocks.remainder().iter().any(|&b| special(b))
-}
-
-/// Appends `"key":"value"` (both escaped as needed) to `out`.
-pub fn push_member(out: &mut String, key: &str, value: &str) {
-    push_str(out, key);
-    out.push(':');
-    push_str(out, value);
-}
-
 /// The index after the string whose contents start at `start` (after its opening quote); the
 /// end of `bytes` for an unterminated string. Only `"` and `\` matter inside a string, and the
 /// contents (most of a FHIR body) are skipped with `memchr` (a byte loop over the first bytes
@@ -155,24 +122,6 @@ mod tests {
                 serde_json::from_str::<serde_json::Value>(&min).is_err(),
                 "{min}"
             );
-        }
-    }
-
-    #[test]
-    fn strings_are_escaped_only_when_needed() {
-        for s in [
-            "",
-            "plain text",
-            "a \"quoted\" word",
-            "back\\slash",
-            "line\nbreak\u{1}",
-            "é ✓",
-        ] {
-            let mut out = String::new();
-            push_member(&mut out, "k", s);
-            let back: serde_json::Value = serde_json::from_str(&format!("{{{out}}}")).unwrap();
-            assert_eq!(back["k"], s);
-            assert_eq!(out, format!("\"k\":{}", serde_json::to_string(s).unwrap()));
         }
     }
 

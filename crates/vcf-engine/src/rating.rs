@@ -36,77 +36,109 @@ fn pama_display(p: PamaRating) -> &'static str {
     }
 }
 
+/// One coding of a CodeableConcept the engine writes. Members in the order `serde_json` wrote
+/// the `Value` objects these were built as before (sorted), so the answer's bytes did not
+/// change.
+#[derive(serde::Serialize)]
+pub(crate) struct CodingOut<'a> {
+    pub code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<&'a str>,
+    pub system: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct ConceptOut<'a> {
+    coding: &'a [CodingOut<'a>],
+}
+
+/// A PAMA extension: `url` and one value.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExtensionOut<'a> {
+    url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_codeable_concept: Option<ConceptOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_string: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_uri: Option<&'a str>,
+}
+
+/// JSON text of `value`. Serialized straight into the text that is kept (issue 12): these were
+/// `serde_json::Value` trees, three per rated order, allocated, serialized member by member
+/// and freed on every call; text built by hand would be parsed again to become a `RawValue`.
+pub(crate) fn raw_json<T: serde::Serialize + ?Sized>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("plain structs and strings always serialize")
+}
+
 /// The PAMA extensions for one rating (`row` is the ACR row behind it, absent for
-/// `no-criteria-apply`), as JSON text: the extension objects, comma-separated, without the
-/// array's brackets. Written as text (issue 12): built as `serde_json::Value` trees, three per
-/// rated order, they were allocated, serialized member by member and freed on every call.
-/// Members are in the order `serde_json` wrote those trees (sorted), so the answer's bytes
-/// did not change.
+/// `no-criteria-apply`), each as JSON text.
 pub fn pama_extensions(
     guideline: &Guideline,
     pama: PamaRating,
     row: Option<(&RatingRow, &str)>,
     consult_id: &str,
     options: &Options,
-) -> String {
-    use crate::json_text::{push_member, push_str};
-    let coding = |o: &mut String, code: &str, display: &str, system: &str| {
-        o.push('{');
-        push_member(o, "code", code);
-        o.push(',');
-        push_member(o, "display", display);
-        o.push(',');
-        push_member(o, "system", system);
-        o.push('}');
-    };
-    let mut o = String::with_capacity(800);
-    o.push_str(r#"{"url":"#);
-    push_str(&mut o, PAMA_RATING_URL);
-    o.push_str(r#","valueCodeableConcept":{"coding":["#);
-    coding(&mut o, pama.code(), pama_display(pama), PAMA_RATING_SYSTEM);
+) -> Vec<Box<RawValue>> {
+    let (category_system, rating_system, rating, display);
+    let mut coding = Vec::with_capacity(3);
+    coding.push(CodingOut {
+        code: pama.code(),
+        display: Some(pama_display(pama)),
+        system: PAMA_RATING_SYSTEM,
+    });
     if let Some((row, variant)) = row {
-        o.push(',');
-        coding(
-            &mut o,
-            row.category.code(),
-            row.category.label(),
-            &category_system(guideline),
-        );
-        o.push(',');
-        coding(
-            &mut o,
-            &row.rating.to_string(),
-            &format!("ACR rating {}/9 ({variant})", row.rating),
-            &rating_system(guideline),
-        );
+        category_system = self::category_system(guideline);
+        rating_system = self::rating_system(guideline);
+        rating = row.rating.to_string();
+        display = format!("ACR rating {}/9 ({variant})", row.rating);
+        coding.push(CodingOut {
+            code: row.category.code(),
+            display: Some(row.category.label()),
+            system: &category_system,
+        });
+        coding.push(CodingOut {
+            code: &rating,
+            display: Some(&display),
+            system: &rating_system,
+        });
     }
-    o.push_str("]}},{");
-    push_member(&mut o, "url", PAMA_CONSULT_ID_URL);
-    o.push(',');
-    push_member(&mut o, "valueUri", consult_id);
-    o.push_str("},{");
-    push_member(&mut o, "url", PAMA_AUC_APPLIED_URL);
-    o.push(',');
-    push_member(&mut o, "valueUri", &guideline.auc_uri);
-    o.push('}');
+    let ext = |url, value_uri, value_string| ExtensionOut {
+        url,
+        value_codeable_concept: None,
+        value_string,
+        value_uri,
+    };
+    let mut out = Vec::with_capacity(4);
+    out.push(raw_json(&ExtensionOut {
+        value_codeable_concept: Some(ConceptOut { coding: &coding }),
+        ..ext(PAMA_RATING_URL, None, None)
+    }));
+    out.push(raw_json(&ext(PAMA_CONSULT_ID_URL, Some(consult_id), None)));
+    out.push(raw_json(&ext(
+        PAMA_AUC_APPLIED_URL,
+        Some(guideline.auc_uri.as_str()),
+        None,
+    )));
     if let Some(q) = &options.qcdsm_consulted {
-        o.push_str(",{");
-        push_member(&mut o, "url", PAMA_QCDSM_URL);
-        o.push(',');
-        push_member(&mut o, "valueString", q);
-        o.push('}');
+        out.push(raw_json(&ext(PAMA_QCDSM_URL, None, Some(q.as_str()))));
     }
-    o
+    out
 }
 
 /// The `update` system action carrying the rating. Earlier PAMA rating extensions on the order
 /// (from a previous call) are replaced; every other member is returned as received.
-pub fn rating_action(draft: &DraftOrder, extensions: &str) -> Option<Action> {
+pub fn rating_action(draft: &DraftOrder, extensions: &[Box<RawValue>]) -> Option<Action> {
     rating_action_on(draft, &DraftJson::new(draft), extensions)
 }
 
 /// [`rating_action`] on the draft's already parsed JSON.
-pub fn rating_action_on(draft: &DraftOrder, json: &DraftJson, extensions: &str) -> Option<Action> {
+pub fn rating_action_on(
+    draft: &DraftOrder,
+    json: &DraftJson,
+    extensions: &[Box<RawValue>],
+) -> Option<Action> {
     let members = json.members()?;
     let extension = pama_extension_list(&members, extensions)?;
     Some(Action {
@@ -144,41 +176,34 @@ impl<'a> DraftJson<'a> {
     }
 }
 
-/// The draft's `extension` list with its PAMA rating extensions replaced by `extensions` (JSON
-/// text from [`pama_extensions`]), every other extension in place exactly as sent. `None`
-/// when `extension` is present but not an array.
-pub fn pama_extension_list(members: &DraftMembers, extensions: &str) -> Option<Box<RawValue>> {
+/// The draft's `extension` list with its PAMA rating extensions replaced by `extensions`, every
+/// other extension in place exactly as sent. `None` when `extension` is present but not an
+/// array.
+pub fn pama_extension_list(
+    members: &DraftMembers,
+    extensions: &[Box<RawValue>],
+) -> Option<Box<RawValue>> {
     /// An extension's `url`, the only member looked at.
     #[derive(serde::Deserialize)]
     struct Url<'a> {
         #[serde(borrow, default)]
         url: Option<std::borrow::Cow<'a, str>>,
     }
-    let mut out = String::with_capacity(extensions.len() + 2);
-    out.push('[');
-    if let Some(raw) = members.get("extension") {
-        let list: Vec<&RawValue> = serde_json::from_str(raw).ok()?;
-        for e in list {
-            let pama = serde_json::from_str::<Url>(e.get())
+    let kept: Vec<&RawValue> = match members.get("extension") {
+        Some(raw) => serde_json::from_str(raw).ok()?,
+        None => Vec::new(),
+    };
+    let list: Vec<&RawValue> = kept
+        .into_iter()
+        .filter(|e| {
+            !serde_json::from_str::<Url>(e.get())
                 .ok()
                 .and_then(|e| e.url)
-                .is_some_and(|u| u.starts_with(PAMA_URL_PREFIX));
-            if !pama {
-                if out.len() > 1 {
-                    out.push(',');
-                }
-                out.push_str(e.get());
-            }
-        }
-    }
-    if !extensions.is_empty() {
-        if out.len() > 1 {
-            out.push(',');
-        }
-        out.push_str(extensions);
-    }
-    out.push(']');
-    RawValue::from_string(out).ok()
+                .is_some_and(|u| u.starts_with(PAMA_URL_PREFIX))
+        })
+        .chain(extensions.iter().map(AsRef::as_ref))
+        .collect();
+    Some(raw_json(&list))
 }
 
 #[cfg(test)]
@@ -236,22 +261,24 @@ mod tests {
     fn extension_list_replaces_only_pama_extensions() {
         let draft = r#"{"extension":[{"valueString":"x \"y\"","url":"http://example.org/keep"},{"url":"http://fhir.org/argonaut/Extension/pama-rating-consult-id","valueUri":"urn:uuid:old"},7,{"url":3}]}"#;
         let members = DraftMembers::parse(draft).unwrap();
-        let list = pama_extension_list(&members, r#"{"url":"new"}"#).unwrap();
+        let new = [RawValue::from_string(r#"{"url":"new"}"#.into()).unwrap()];
+        let list = pama_extension_list(&members, &new).unwrap();
         assert_eq!(
             list.get(),
             r#"[{"valueString":"x \"y\"","url":"http://example.org/keep"},7,{"url":3},{"url":"new"}]"#
         );
         let none = DraftMembers::parse(r#"{"id":"a"}"#).unwrap();
-        assert_eq!(pama_extension_list(&none, "").unwrap().get(), "[]");
+        assert_eq!(pama_extension_list(&none, &[]).unwrap().get(), "[]");
         assert_eq!(
-            pama_extension_list(&none, r#"{"url":"n"}"#).unwrap().get(),
-            r#"[{"url":"n"}]"#
+            pama_extension_list(&none, &new).unwrap().get(),
+            r#"[{"url":"new"}]"#
         );
         let not_a_list = DraftMembers::parse(r#"{"extension":{"url":"u"}}"#).unwrap();
-        assert!(pama_extension_list(&not_a_list, "").is_none());
+        assert!(pama_extension_list(&not_a_list, &[]).is_none());
     }
 
-    /// The text form is what the `Value` form of the same extensions serializes to.
+    /// Each extension is JSON text with its members, in the order `serde_json` writes a
+    /// `Value` object (what they were built as before).
     #[test]
     fn extensions_text_is_valid_json_with_every_extension() {
         let kb = crate::index::test_kb::engine();
@@ -274,7 +301,8 @@ mod tests {
             "c-1",
             &options,
         );
-        let v: Value = serde_json::from_str(&format!("[{text}]")).unwrap();
+        let text = serde_json::to_string(&text).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
         let v = v.as_array().unwrap();
         assert_eq!(v.len(), 4);
         assert_eq!(v[0]["url"], PAMA_RATING_URL);
@@ -287,7 +315,7 @@ mod tests {
         assert_eq!(v[2]["valueUri"], g.auc_uri.as_str());
         assert_eq!(v[3]["valueString"], "vcf-cds \"1\"");
         // Members in the order serde_json writes a `Value` object (sorted).
-        assert_eq!(serde_json::to_string(&v).unwrap(), format!("[{text}]"));
+        assert_eq!(serde_json::to_string(&v).unwrap(), text);
         let none = pama_extensions(
             g,
             PamaRating::NoCriteriaApply,
@@ -295,7 +323,7 @@ mod tests {
             "c",
             &Options::default(),
         );
-        let v: Value = serde_json::from_str(&format!("[{none}]")).unwrap();
+        let v: Value = serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
         assert_eq!(
             v[0]["valueCodeableConcept"]["coding"]
                 .as_array()

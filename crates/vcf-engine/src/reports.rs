@@ -185,22 +185,40 @@ fn is_word_char(c: char) -> bool {
 
 /// Every occurrence of every phrase text in one text (lower case), found in one pass: `(pattern,
 /// start)` sorted, so that one phrase's occurrences are a contiguous run in text order.
-struct Hits(Vec<(usize, usize)>);
+struct Hits {
+    /// (pattern, start), sorted.
+    hits: Vec<(usize, usize)>,
+    /// Bit `p` set when pattern `p` occurs: most phrases do not occur in a clause, and each
+    /// is looked up (issue 12: a binary search per phrase and clause, some 260 per call).
+    present: Vec<u64>,
+}
 
 impl Hits {
     fn of(matcher: &AhoCorasick, text: &str) -> Hits {
-        let mut v: Vec<(usize, usize)> = matcher
+        let mut hits: Vec<(usize, usize)> = matcher
             .find_overlapping_iter(text)
             .map(|m| (m.pattern().as_usize(), m.start()))
             .collect();
-        v.sort_unstable();
-        Hits(v)
+        hits.sort_unstable();
+        let mut present = vec![0u64; matcher.patterns_len().div_ceil(64)];
+        for &(p, _) in &hits {
+            present[p / 64] |= 1 << (p % 64);
+        }
+        Hits { hits, present }
     }
 
     /// Start offsets of `pattern`, ascending.
     fn starts(&self, pattern: usize) -> impl Iterator<Item = usize> + '_ {
-        let from = self.0.partition_point(|h| h.0 < pattern);
-        self.0[from..]
+        let found = self
+            .present
+            .get(pattern / 64)
+            .is_some_and(|w| w & (1 << (pattern % 64)) != 0);
+        let from = if found {
+            self.hits.partition_point(|h| h.0 < pattern)
+        } else {
+            self.hits.len()
+        };
+        self.hits[from..]
             .iter()
             .take_while(move |h| h.0 == pattern)
             .map(|h| h.1)

@@ -7,13 +7,11 @@ use super::text::procedure_label;
 use crate::cds::{Action, ActionType, EditedDraft, Resource, Suggestion};
 use crate::fhir::{CodeableConcept, ServiceRequest};
 use crate::index::Engine;
-use crate::json_text;
 use crate::knowledge::{Category, Procedure, ProcedureKind, Region};
 use crate::orders::region_from_body_site;
-use crate::rating::{pama_extension_list, pama_extensions};
+use crate::rating::{CodingOut, pama_extension_list, pama_extensions, raw_json};
 use crate::types::{IdSource, PamaRating, SuggestionRecord, SuggestionStyle};
 use fhir_build::{CodingSpec, ConceptSpec, NewServiceRequest};
-use serde_json::value::RawValue;
 
 /// Suggestions built for a card.
 #[derive(Debug, Default)]
@@ -219,28 +217,24 @@ fn update_order(
     let engine = input.engine;
     let kb = engine.knowledge();
     let members = input.draft_json.members()?;
-    // `{"coding":[…],"text":…}` as JSON text, members in the order `serde_json` wrote the
-    // `Value` this was built as before (sorted), so the answer's bytes did not change.
-    let mut code = String::with_capacity(256);
-    code.push_str(r#"{"coding":["#);
-    for (i, c) in codings.iter().enumerate() {
-        if i > 0 {
-            code.push(',');
-        }
-        code.push('{');
-        json_text::push_member(&mut code, "code", &c.code);
-        if let Some(d) = &c.display {
-            code.push(',');
-            json_text::push_member(&mut code, "display", d);
-        }
-        code.push(',');
-        json_text::push_member(&mut code, "system", &c.system);
-        code.push('}');
+    /// The new `code`; members in the order `serde_json` wrote the `Value` this was built as
+    /// before (sorted), so the answer's bytes did not change.
+    #[derive(serde::Serialize)]
+    struct Code<'a> {
+        coding: Vec<CodingOut<'a>>,
+        text: &'a str,
     }
-    code.push_str("],");
-    json_text::push_member(&mut code, "text", name);
-    code.push('}');
-    let code = RawValue::from_string(code).ok()?;
+    let code = raw_json(&Code {
+        coding: codings
+            .iter()
+            .map(|c| CodingOut {
+                code: &c.code,
+                display: c.display.as_deref(),
+                system: &c.system,
+            })
+            .collect(),
+        text: name,
+    });
     let row = engine.rating(alt.variant, alt.procedure)?;
     let pama = match row.category.normalized() {
         Category::UsuallyNotAppropriate => PamaRating::NotAppropriate,
