@@ -259,10 +259,26 @@ pub async fn middleware(
             Ok(r) => (r.request().match_pattern(), r.status().as_u16()),
             Err(e) => (None, e.as_response_error().status_code().as_u16()),
         };
-        let route = route.unwrap_or_else(|| "unmatched".into());
+        let route = match route {
+            // The services' own paths are routes of their own (`routes::service::configure`),
+            // counted under the pattern they share with any other service id.
+            Some(p) if is_service_path(&p) => SERVICE_ROUTE.to_owned(),
+            Some(p) => p,
+            None => "unmatched".to_owned(),
+        };
         m.observe_request(&route, &method, status, started.elapsed().as_secs_f64());
     }
     res
+}
+
+/// The route pattern of hook calls.
+const SERVICE_ROUTE: &str = "/cds-services/{id}";
+
+/// `/cds-services/<id>` of one of the services.
+fn is_service_path(pattern: &str) -> bool {
+    pattern
+        .strip_prefix("/cds-services/")
+        .is_some_and(|id| crate::cds::discovery::service(id).is_some())
 }
 
 /// Bounded label for a fetch error.

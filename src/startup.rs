@@ -248,6 +248,7 @@ fn run(
             .route("/openapi.json", web::get().to(routes::openapi::openapi))
             .route("/metrics", web::get().to(routes::metrics::metrics))
             .route("/cds-services", web::get().to(routes::discovery::discovery))
+            .configure(routes::service::configure)
             .route(
                 "/cds-services/{id}",
                 web::post().to(routes::service::call_service),

@@ -57,16 +57,43 @@ async fn run_bounded(
     .map_err(|_| ApiError::internal("the evaluation task failed"))?
 }
 
+/// `POST /cds-services/{id}`: the services' own paths are routed by [`configure`]; this
+/// answers the others (404 for an unknown service).
 pub async fn call_service(
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let service = crate::routes::service_or_404(&path.into_inner())?;
+    call(service, req, payload, state).await
+}
+
+/// Routes `POST /cds-services/<id>` of each service as a path of its own. Issue 12: the router
+/// matches a `{id}` pattern with a regular expression, on every call (2 % of the workers' CPU
+/// time in the profile); a path without a variable is a string comparison.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for service in crate::cds::discovery::SERVICES {
+        cfg.route(
+            &format!("/cds-services/{}", service.id),
+            web::post().to(
+                move |req: HttpRequest, payload: web::Payload, state: web::Data<AppState>| {
+                    call(service, req, payload, state)
+                },
+            ),
+        );
+    }
+}
+
+/// One hook call to `service`.
+async fn call(
+    service: &'static crate::cds::discovery::ServiceDef,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let received_at = time::OffsetDateTime::now_utc();
     let started = std::time::Instant::now();
-    let id = path.into_inner();
-    let service = crate::routes::service_or_404(&id)?;
     let bytes = body::read_json(&req, payload, state.settings.max_body_bytes).await?;
     let in_flight = state.audit.call_started();
     // security (issue 5): the client verified by the auth middleware (Anonymous in open mode).
