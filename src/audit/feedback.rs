@@ -135,7 +135,7 @@ pub fn parse_feedback_json(
 ) -> Result<Vec<StoredFeedback>, Vec<FeedbackProblem>> {
     let text = std::str::from_utf8(body)
         .map_err(|_| vec![problem("", "request body is not UTF-8 encoded JSON")])?;
-    if crate::limits::json_too_deep(body, crate::limits::MAX_JSON_DEPTH) {
+    if vcf_engine::json_text::minify(text, crate::limits::MAX_JSON_DEPTH).is_none() {
         return Err(vec![problem(
             "",
             format!(
@@ -423,6 +423,28 @@ mod tests {
             ]
         );
         assert!(errs[0].message.contains("invalid type"), "{:?}", errs[0]);
+    }
+
+    /// Nesting deeper than `MAX_JSON_DEPTH` is refused before parsing, also in a member the
+    /// parse would skip; nesting up to it is read (brackets inside strings do not count).
+    #[test]
+    fn deep_nesting_is_refused() {
+        let entry = r#"{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z", "x": "[[[[[[[["}"#;
+        let nested = |n: usize| {
+            format!(
+                r#"{{"feedback": [{entry}], "extra": {}{}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        // The object and `extra` add one level to the arrays'.
+        let max = crate::limits::MAX_JSON_DEPTH;
+        assert!(parse_feedback_json(nested(max - 1).as_bytes(), "svc", now()).is_ok());
+        let errs = parse_feedback_json(nested(max).as_bytes(), "svc", now()).unwrap_err();
+        assert!(
+            errs[0].message.contains("deeper than 100 levels"),
+            "{errs:?}"
+        );
     }
 
     #[test]
