@@ -358,6 +358,15 @@ pub struct Link {
 pub struct RuleViolation(pub String);
 
 impl Card {
+    /// Sets the card's suggestions; with any, the clinician picks at most one (CDS Hooks 2.0:
+    /// suggestions need a `selectionBehavior`, see [`Card::check`]).
+    pub fn set_suggestions(&mut self, suggestions: Vec<Suggestion>) {
+        if !suggestions.is_empty() {
+            self.selection_behavior = Some(SelectionBehavior::AtMostOne);
+        }
+        self.suggestions = suggestions;
+    }
+
     /// Checks the 2.0 rules (and the `cds-resp-*` invariants of the logical model) that the
     /// types cannot express.
     pub fn check(&self) -> Result<(), RuleViolation> {

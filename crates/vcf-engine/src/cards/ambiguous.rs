@@ -6,7 +6,7 @@ use super::{
     AltScope, CardInput, alternatives, assumed_line, build_suggestions, bullets,
     candidate_conditions, card, radiation_short, source_line, summary,
 };
-use crate::cds::{Card, Indicator, SelectionBehavior};
+use crate::cds::{Card, Indicator};
 use crate::facts::FactValue;
 use crate::facts::cut_words;
 use crate::knowledge::{Fact, ProcedureKind};
@@ -53,10 +53,7 @@ pub fn ambiguous_card(
         detail,
         Indicator::Info,
     );
-    if !built.suggestions.is_empty() {
-        card.selection_behavior = Some(SelectionBehavior::AtMostOne);
-    }
-    card.suggestions = built.suggestions;
+    card.set_suggestions(built.suggestions);
     ev.suggestions = built.records;
     ev.safety_notes = built.withheld;
     card

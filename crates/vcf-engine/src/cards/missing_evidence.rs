@@ -7,7 +7,7 @@
 use super::suggestions::{code_keys, codes_for, new_order};
 use super::text::procedure_label;
 use super::{CardInput, assumed_line, bullets, card, source_line, summary};
-use crate::cds::{Action, ActionType, Card, Indicator, SelectionBehavior, Suggestion};
+use crate::cds::{Action, ActionType, Card, Indicator, Suggestion};
 use crate::classify::{Reliance, classify};
 use crate::facts::{FactValue, cut_words};
 use crate::knowledge::{Category, Fact, ProcedureKind};
@@ -149,10 +149,7 @@ pub fn missing_evidence_card(
         detail,
         Indicator::Info,
     );
-    if !suggestions.is_empty() {
-        card.selection_behavior = Some(SelectionBehavior::AtMostOne);
-    }
-    card.suggestions = suggestions;
+    card.set_suggestions(suggestions);
     card
 }
 

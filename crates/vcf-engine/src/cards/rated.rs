@@ -22,7 +22,7 @@ use super::{
     facts_used, gadolinium_note, override_reasons, pediatric_alternatives, procedure_label,
     radiation_short, safety_block, source_line, summary,
 };
-use crate::cds::{Card, Coding, Indicator, SelectionBehavior};
+use crate::cds::{Card, Coding, Indicator};
 use crate::facts::cut_words;
 use crate::knowledge::{Category, OverrideUse, ProcedureKind, RatingRow};
 use crate::types::{IdSource, OrderEvaluation};
@@ -272,10 +272,7 @@ pub fn rated_card(
         card.links
             .extend(topic_links(&related_topics(engine, &[BACK_PAIN_CHILD])));
     }
-    if !built.suggestions.is_empty() {
-        card.selection_behavior = Some(SelectionBehavior::AtMostOne);
-    }
-    card.suggestions = built.suggestions;
+    card.set_suggestions(built.suggestions);
     if indicator == Indicator::Warning {
         let kind = match proc_.kind {
             ProcedureKind::Imaging => OverrideUse::Imaging,
