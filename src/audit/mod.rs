@@ -173,16 +173,27 @@ struct Inner {
     writer: Mutex<Option<oneshot::Receiver<()>>>,
     purger: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Hook calls being evaluated (see [`AuditStore::call_started`]).
-    in_flight: Arc<AtomicUsize>,
+    in_flight: Arc<InFlightCount>,
+}
+
+/// The number of hook calls being evaluated, and a signal for the writer when it drops to zero.
+#[derive(Debug, Default)]
+pub(crate) struct InFlightCount {
+    pub(crate) n: AtomicUsize,
+    /// Notified when `n` drops to zero: the writer sleeps on this during a group commit wait
+    /// instead of waking for every record queued meanwhile.
+    pub(crate) none: tokio::sync::Notify,
 }
 
 /// A hook call being evaluated, counted until dropped (see [`AuditStore::call_started`]).
 #[must_use]
-pub struct InFlight(Arc<AtomicUsize>);
+pub struct InFlight(Arc<InFlightCount>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        if self.0.n.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none.notify_one();
+        }
     }
 }
 
@@ -264,7 +275,7 @@ impl AuditStore {
         counters.store_up.store(store_up, Ordering::Release);
         counters.backlog.store(backlog, Ordering::Release);
         let (tx, rx) = mpsc::channel(8192);
-        let in_flight = Arc::new(AtomicUsize::new(0));
+        let in_flight = Arc::new(InFlightCount::default());
         let writer = Writer {
             db: db.clone(),
             spool: Arc::new(Mutex::new(spool)),
@@ -324,23 +335,37 @@ impl AuditStore {
                 retention_days: 0,
                 writer: Mutex::new(None),
                 purger: Mutex::new(None),
-                in_flight: Arc::new(AtomicUsize::new(0)),
+                in_flight: Arc::new(InFlightCount::default()),
             }),
         }
     }
 
-    /// Counts a hook call as being evaluated until the guard is dropped (drop it before
-    /// [`AuditStore::record_hook_call`]): the writer holds a group commit open for a moment
+    /// Counts a hook call as being evaluated until the guard is dropped (hand it to
+    /// [`AuditStore::record_evaluated_call`]): the writer holds a group commit open for a moment
     /// while such calls are about to submit their records (`audit_group_commit_wait_us`).
     pub fn call_started(&self) -> InFlight {
-        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.inner.in_flight.n.fetch_add(1, Ordering::AcqRel);
         InFlight(self.inner.in_flight.clone())
     }
 
     /// Records one hook call. Returns once the records are committed (or spooled); never fails.
     pub async fn record_hook_call(&self, record: HookCallRecord) -> Delivery {
         let call = StoredCall::from_record(record, &self.inner.pseudonymizer);
-        self.submit(vec![SpoolRecord::Call(call)]).await
+        self.submit(vec![SpoolRecord::Call(call)], None).await
+    }
+
+    /// [`AuditStore::record_hook_call`] for a call counted by [`AuditStore::call_started`]: the
+    /// count is released once the records are queued for the writer, not before. So when it
+    /// drops to zero, every record of the calls it counted is already in the queue, and a
+    /// waiting group commit can take them all at that moment.
+    pub async fn record_evaluated_call(
+        &self,
+        record: HookCallRecord,
+        evaluating: InFlight,
+    ) -> Delivery {
+        let call = StoredCall::from_record(record, &self.inner.pseudonymizer);
+        self.submit(vec![SpoolRecord::Call(call)], Some(evaluating))
+            .await
     }
 
     /// Records validated feedback entries (one request) together.
@@ -348,14 +373,18 @@ impl AuditStore {
         if entries.is_empty() {
             return Delivery::Committed;
         }
-        self.submit(entries.into_iter().map(SpoolRecord::Feedback).collect())
-            .await
+        self.submit(
+            entries.into_iter().map(SpoolRecord::Feedback).collect(),
+            None,
+        )
+        .await
     }
 
-    async fn submit(&self, records: Vec<SpoolRecord>) -> Delivery {
+    async fn submit(&self, records: Vec<SpoolRecord>, evaluating: Option<InFlight>) -> Delivery {
         let n = records.len() as u64;
         let (reply, rx) = oneshot::channel();
         let sent = self.inner.tx.send(Msg::Write { records, reply }).await;
+        drop(evaluating);
         let answer = match sent {
             Ok(()) => rx.await.ok(),
             Err(_) => None,

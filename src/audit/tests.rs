@@ -97,8 +97,10 @@ async fn group_commit_waits_for_calls_in_flight() {
     let mut settings = settings_in(dir.path(), None);
     settings.audit_group_commit_wait_us = 600_000_000;
     let store = AuditStore::open(&settings).await.unwrap();
-    let data = seed::generate(4, 1, now(), 5).await.unwrap();
-    let bounded = |f| tokio::time::timeout(Duration::from_secs(60), f);
+    let data = seed::generate(7, 1, now(), 5).await.unwrap();
+    fn bounded<F: std::future::Future>(f: F) -> tokio::time::Timeout<F> {
+        tokio::time::timeout(Duration::from_secs(60), f)
+    }
 
     // Nothing in flight: committed without waiting, one transaction.
     let lone = bounded(store.record_hook_call(data.calls[0].clone()))
@@ -116,14 +118,42 @@ async fn group_commit_waits_for_calls_in_flight() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!first.is_finished(), "committed while a call was in flight");
     assert_eq!(store.metrics().records_committed, 1);
-    drop(second);
-    let both = bounded(store.record_hook_call(data.calls[2].clone()))
+    let both = bounded(store.record_evaluated_call(data.calls[2].clone(), second))
         .await
         .unwrap();
     assert_eq!(both, Delivery::Committed);
     assert_eq!(first.await.unwrap(), Delivery::Committed);
     let m = store.metrics();
     assert_eq!((m.records_committed, m.commit_batches), (3, 2));
+
+    // Several calls in flight: the commit waits until the last of them has queued its records
+    // (the writer sleeps meanwhile; it is woken when the count drops to zero) and takes all.
+    let guards: Vec<_> = (0..3).map(|_| store.call_started()).collect();
+    let waiting = tokio::spawn({
+        let (s, c) = (store.clone(), data.calls[3].clone());
+        async move { s.record_hook_call(c).await }
+    });
+    let mut submitted = vec![];
+    for (guard, call) in guards.into_iter().zip(&data.calls[4..7]) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "committed while a call was in flight"
+        );
+        submitted.push(tokio::spawn({
+            let (s, c) = (store.clone(), call.clone());
+            async move { s.record_evaluated_call(c, guard).await }
+        }));
+    }
+    let waited = bounded(waiting)
+        .await
+        .expect("committed once the last call queued");
+    assert_eq!(waited.unwrap(), Delivery::Committed);
+    for s in submitted {
+        assert_eq!(s.await.unwrap(), Delivery::Committed);
+    }
+    let m = store.metrics();
+    assert_eq!((m.records_committed, m.commit_batches), (7, 3));
     store.shutdown().await;
 
     // A call that never submits (it failed) holds the commit only for the wait.

@@ -123,8 +123,7 @@ async fn call(
     // request and evaluation are not needed after this: their parts move into the record.
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (record, body) = processed.into_audit_record(service, received_at, latency_ms);
-    drop(in_flight);
-    state.audit.record_hook_call(record).await;
+    state.audit.record_evaluated_call(record, in_flight).await;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(body))
