@@ -825,18 +825,18 @@ impl AnyResource {
 /// also reports malformed JSON.
 pub fn scan_resource_type(json: &str) -> Option<&str> {
     let b = json.as_bytes();
+    // Only `"` and `\` matter inside a string; `memchr2` skips the rest (a server that sorts
+    // members puts `resourceType` after nearly all of a resource, so most of it is strings).
     let string_end = |start: usize| -> Option<(usize, bool)> {
         let mut j = start;
         let mut escaped = false;
         while j < b.len() {
-            match b[j] {
-                b'"' => return Some((j, escaped)),
-                b'\\' => {
-                    escaped = true;
-                    j += 2;
-                }
-                _ => j += 1,
+            let k = j + memchr::memchr2(b'"', b'\\', &b[j..])?;
+            if b[k] == b'"' {
+                return Some((k, escaped));
             }
+            escaped = true;
+            j = k + 2;
         }
         None
     };
@@ -897,6 +897,12 @@ mod tests {
                 r#"{"id": "resourceType", "resourceType": "Procedure"}"#,
                 Some("Procedure"),
             ),
+            // Escaped quotes and backslashes inside earlier strings do not end them.
+            (
+                r#"{"a": "x\"}, \"resourceType\": \"No\"", "b": "y\\", "resourceType": "Patient"}"#,
+                Some("Patient"),
+            ),
+            (r#"{"a": "unterminated \"#, None),
             (r#"{"resource\u0054ype": "Patient"}"#, None),
             (r#"{"resourceType": "Pat\u0069ent"}"#, None),
             (r#"{"resourceType": 5}"#, None),
