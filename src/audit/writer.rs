@@ -91,6 +91,16 @@ impl Group {
             other => self.control = Some(other),
         }
     }
+
+    /// Adds what is already queued, as far as the group stays open; never waits.
+    fn take_queued(&mut self, rx: &mut mpsc::Receiver<Msg>) {
+        while self.open() {
+            match rx.try_recv() {
+                Ok(msg) => self.add(msg),
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 pub(crate) struct Writer {
@@ -197,12 +207,7 @@ impl Writer {
             jobs: vec![(first, reply)],
             control: None,
         };
-        while group.open() {
-            match rx.try_recv() {
-                Ok(msg) => group.add(msg),
-                Err(_) => break,
-            }
-        }
+        group.take_queued(rx);
         if self.group_wait.is_zero() || !self.store_up {
             return group;
         }
@@ -218,12 +223,7 @@ impl Writer {
                     .is_err();
             // A call queues its records before it stops counting (`record_evaluated_call`), so
             // once the count is zero they are all in the queue.
-            while group.open() {
-                match rx.try_recv() {
-                    Ok(msg) => group.add(msg),
-                    Err(_) => break,
-                }
-            }
+            group.take_queued(rx);
             if done {
                 break;
             }
