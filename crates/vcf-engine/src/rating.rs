@@ -212,6 +212,17 @@ mod tests {
     use crate::knowledge::Category;
     use serde_json::Value;
 
+    /// A guideline row whose median equals its rating.
+    fn rating_row(procedure: &str, rating: u8, category: Category, evidence: &str) -> RatingRow {
+        RatingRow {
+            procedure: procedure.into(),
+            rating,
+            median: rating,
+            category,
+            evidence: evidence.into(),
+        }
+    }
+
     #[test]
     fn update_adds_only_extensions() {
         let raw = r#"{"resourceType":"ServiceRequest","id":"o1","status":"draft","intent":"plan","code":{"coding":[{"system":"http://www.ama-assn.org/go/cpt","code":"72133"}]},"subject":{"reference":"Patient/p"}}"#;
@@ -224,13 +235,7 @@ mod tests {
         };
         let kb = crate::index::test_kb::engine();
         let g = &kb.knowledge().guideline;
-        let row = RatingRow {
-            procedure: "CT_SPINE_WWO".into(),
-            rating: 3,
-            median: 3,
-            category: Category::UsuallyNotAppropriate,
-            evidence: "Strong".into(),
-        };
+        let row = rating_row("CT_SPINE_WWO", 3, Category::UsuallyNotAppropriate, "Strong");
         let ext = pama_extensions(
             g,
             PamaRating::NotAppropriate,
@@ -283,13 +288,7 @@ mod tests {
     fn extensions_text_is_valid_json_with_every_extension() {
         let kb = crate::index::test_kb::engine();
         let g = &kb.knowledge().guideline;
-        let row = RatingRow {
-            procedure: "MRI".into(),
-            rating: 8,
-            median: 8,
-            category: Category::UsuallyAppropriate,
-            evidence: "Limited".into(),
-        };
+        let row = rating_row("MRI", 8, Category::UsuallyAppropriate, "Limited");
         let options = Options {
             qcdsm_consulted: Some("vcf-cds \"1\"".into()),
             ..Options::default()
