@@ -72,9 +72,15 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// when a commit begins with every page already copied, which under steady load is never: the
 /// file would grow without bound. So once the WAL is this long, the checkpointer takes the
 /// commit gate (the writer waits between two commits), copies the pages committed since its
-/// passive pass and lets go; the next commit starts the WAL over. One short stall per 16,384
-/// pages (64 MiB) instead of a full checkpoint per 1,000 pages inside a commit.
-const RESTART_WAL_PAGES: i64 = 16_384;
+/// passive pass and lets go; the next commit starts the WAL over.
+///
+/// Small on purpose (4 MiB; under load that is nearly every checkpoint): the stall grows with
+/// the WAL. With 16,384 pages (64 MiB) the WAL started over about once a second at 4
+/// connections, and each time every call waited 20-30 ms (`perf sched`: the workers idle, the
+/// writer first waiting for the gate, then about 15 ms on the CPU); wrk's p99 was 16-26 ms. At
+/// 1,024 pages the p99 is 2.3-2.4 ms, with 5-10 % more calls at 4 connections and none fewer at
+/// 32 (BENCHMARKS.md, History).
+const RESTART_WAL_PAGES: i64 = 1_024;
 /// The WAL file is cut back to this size when it starts over (SQLite `journal_size_limit`).
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
@@ -282,5 +288,69 @@ pub(super) fn is_record_error(e: &rusqlite::Error) -> bool {
     match e {
         rusqlite::Error::SqliteFailure(f, _) => matches!(f.extended_code & 0xff, 18..=20),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Commits that never pause (each holding the gate, as the writer does) while the
+    /// checkpointer is asked every few commits: the WAL still starts over, so its file stays
+    /// within a few times `RESTART_WAL_PAGES` instead of holding every frame written (with the
+    /// 16,384-page threshold this replaced, it reached 71 MB here).
+    /// This loop leaves the checkpointer far less room than the writer, which waits for records
+    /// between commits: it reached 7.5-20 MB in runs on a 2-core machine, hence the margin.
+    #[test]
+    fn wal_starts_over_under_continuous_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        // Only speed: what is measured is the WAL's length, not what an fsync guarantees.
+        conn.pragma_update(None, "synchronous", "OFF").unwrap();
+        conn.execute("CREATE TABLE t (x BLOB)", []).unwrap();
+
+        let checkpoint_conn = open_connection(&path, Duration::from_secs(5)).unwrap();
+        let (requests, rx) = mpsc::sync_channel(1);
+        let gate = Arc::new(Mutex::new(()));
+        let held = gate.clone();
+        let checkpointer =
+            std::thread::spawn(move || checkpoint_loop(&checkpoint_conn, &rx, &held));
+
+        const COMMITS: u64 = 12_000;
+        let blob = vec![7u8; 3000];
+        let mut biggest = 0;
+        for i in 0..COMMITS {
+            {
+                let _gate = gate.lock().unwrap();
+                conn.execute("INSERT INTO t (x) VALUES (?1)", [&blob])
+                    .unwrap();
+            }
+            if i % 32 == 31 {
+                let _ = requests.try_send(());
+            }
+            if i % 100 == 0 {
+                biggest = biggest.max(
+                    std::fs::metadata(dir.path().join("wal.sqlite-wal"))
+                        .unwrap()
+                        .len(),
+                );
+            }
+        }
+        drop(requests);
+        checkpointer.join().unwrap();
+
+        let frame = 4096 + 24;
+        let bound = 8 * RESTART_WAL_PAGES as u64 * frame;
+        assert!(
+            biggest < bound,
+            "WAL reached {biggest} bytes (bound {bound})"
+        );
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, COMMITS as i64);
     }
 }
