@@ -74,12 +74,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// commit gate (the writer waits between two commits), copies the pages committed since its
 /// passive pass and lets go; the next commit starts the WAL over.
 ///
-/// Small on purpose (4 MiB; under load that is nearly every checkpoint): the stall grows with
-/// the WAL. With 16,384 pages (64 MiB) the WAL started over about once a second at 4
-/// connections, and each time every call waited 20-30 ms (`perf sched`: the workers idle, the
-/// writer first waiting for the gate, then about 15 ms on the CPU); wrk's p99 was 16-26 ms. At
-/// 1,024 pages the p99 is 2.3-2.4 ms, with 5-10 % more calls at 4 connections and none fewer at
-/// 32 (BENCHMARKS.md, History).
+/// Small on purpose (4 MiB; under load that is nearly every checkpoint). With 16,384 pages
+/// (64 MiB) the WAL started over about once a second at 4 connections, and each time every
+/// call waited 20-30 ms (`perf sched`: the workers idle, the writer first waiting for the gate,
+/// then about 15 ms on the CPU); wrk's p99 was 16-26 ms. At 1,024 pages no such stall shows:
+/// p99 2.3-2.6 ms, 12-20 % more calls at 4 connections and 3-4 % more at 32 in alternating
+/// runs (BENCHMARKS.md, History).
 const RESTART_WAL_PAGES: i64 = 1_024;
 /// The WAL file is cut back to this size when it starts over (SQLite `journal_size_limit`).
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
