@@ -63,12 +63,8 @@ struct Open {
 }
 
 /// Records committed between two checkpoint requests (each record is one to a few WAL pages;
-/// SQLite's own default was a checkpoint per 1,000 pages). Each checkpoint ends with an `fsync`
-/// of the database file, and a commit's `fsync` that reaches the disk meanwhile waits behind
-/// it: smaller, more frequent checkpoints make that wait shorter. At 32 connections, 128
-/// instead of 512 gave p99 4.6-5.9 ms instead of 5.8-6.5 ms and 2 % more calls in four
-/// alternating pairs of runs (BENCHMARKS.md, History); 8,192 had made it 19-36 ms.
-const CHECKPOINT_EVERY_RECORDS: usize = 128;
+/// SQLite's own default was a checkpoint per 1,000 pages).
+const CHECKPOINT_EVERY_RECORDS: usize = 512;
 /// A checkpoint is also requested when this long has passed since the last one (idle trickle).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// WAL size (pages) beyond which a checkpoint holds the writer off until it is complete. A

@@ -170,7 +170,7 @@ async fn group_commit_waits_for_calls_in_flight() {
 }
 
 /// The checkpointer thread copies committed pages into the database file while the store is
-/// open (the writer connection never checkpoints): after a few hundred records the file grows.
+/// open (the writer connection never checkpoints): after more than 512 records the file grows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_checkpointer_backfills_the_database_file() {
     let dir = tempfile::tempdir().unwrap();
