@@ -298,7 +298,7 @@ mod tests {
     /// Commits that never pause (each holding the gate, as the writer does) while the
     /// checkpointer is asked every few commits: the WAL still starts over, so its file stays
     /// within a few times `RESTART_WAL_PAGES` instead of holding every frame written (with the
-    /// 16,384-page threshold this replaced, it reached 71 MB here).
+    /// 16,384-page threshold this replaced, it reached 71-76 MB here).
     /// This loop leaves the checkpointer far less room than the writer, which waits for records
     /// between commits: it reached 7.5-20 MB in runs on a 2-core machine, hence the margin.
     #[test]
