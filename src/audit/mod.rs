@@ -350,8 +350,7 @@ impl AuditStore {
 
     /// Records one hook call. Returns once the records are committed (or spooled); never fails.
     pub async fn record_hook_call(&self, record: HookCallRecord) -> Delivery {
-        let call = StoredCall::from_record(record, &self.inner.pseudonymizer);
-        self.submit(vec![SpoolRecord::Call(call)], None).await
+        self.record_call(record, None).await
     }
 
     /// [`AuditStore::record_hook_call`] for a call counted by [`AuditStore::call_started`]: the
@@ -363,9 +362,12 @@ impl AuditStore {
         record: HookCallRecord,
         evaluating: InFlight,
     ) -> Delivery {
+        self.record_call(record, Some(evaluating)).await
+    }
+
+    async fn record_call(&self, record: HookCallRecord, evaluating: Option<InFlight>) -> Delivery {
         let call = StoredCall::from_record(record, &self.inner.pseudonymizer);
-        self.submit(vec![SpoolRecord::Call(call)], Some(evaluating))
-            .await
+        self.submit(vec![SpoolRecord::Call(call)], evaluating).await
     }
 
     /// Records validated feedback entries (one request) together.
